@@ -1,0 +1,1 @@
+"""demo - the Gradio app (`python -m demo.app`)."""
