@@ -21,7 +21,7 @@ import pandas as pd
 from piaa.schema import RatingsTable, Scale, SchemaError
 
 from .base import DatasetReader
-from .common import check_root, find_file, parse_float, parse_scores, read_table, read_whitespace_lines, strip_tags
+from .common import check_root, find_file, parse_scores, read_table, read_whitespace_lines, strip_tags
 from .folds import Fold, seeded_user_folds
 
 AADB_RAW_SCALE = Scale(0.0, 5.0, 1.0)  # the AMT answers; 0 = no rating (see AADBReader.read_raters)
@@ -106,21 +106,24 @@ class AADBReader(DatasetReader):
         workers = t.col(worker_col)
         images, users, raw, lines, rowidx = [], [], [], [], []
         empty_slots = 0
-        for k in slots:
-            urls, answers = t.col(f"Input.image_url{k}"), t.col(f"Answer.overallScore{k}")
-            for i, (url, ans) in enumerate(zip(urls, answers)):
+        pairs = [(t.col(f"Input.image_url{k}"), t.col(f"Answer.overallScore{k}")) for k in slots]
+        for i in range(len(t)):  # file order: row by row, slot by slot
+            for k, (urls, answers) in zip(slots, pairs):
+                url = urls[i]
                 if not url:
                     empty_slots += 1
                     continue
                 name = aadb_image_name(url)
                 if name is None:
-                    raise SchemaError(f"{t.where(i)}: column 'Input.image_url{k}': unexpected URL {url!r} "
-                                      "(expected https://<farm>.staticflickr.com/<server>/<file>)")  # fmt: skip
+                    raise SchemaError(
+                        f"{t.where(i)}: column 'Input.image_url{k}': unexpected URL {url!r} "
+                        "(expected https://<farm>.staticflickr.com/<server>/<file>)"
+                    )
                 if not workers[i]:
                     raise SchemaError(f"{t.where(i)}: column {worker_col!r} is empty")
                 images.append(name)
                 users.append(workers[i])
-                raw.append(strip_tags(ans))
+                raw.append(strip_tags(answers[i]))
                 lines.append(t.lines[i])
                 rowidx.append(i)
         self.report.drop("empty image slots in the AMT file skipped", empty_slots)
@@ -175,8 +178,11 @@ class RealCurReader(DatasetReader):
                 if not entry.is_dir():
                     loose.append(f"{worker}/{entry.name}")
                     continue
-                score = parse_float(entry.name, str(wdir / entry.name), "score folder")
-                if score is None or not (scale.min <= score <= scale.max) or (score - scale.min) % scale.step:
+                try:
+                    score = float(entry.name)
+                except ValueError:
+                    score = float("nan")
+                if not (scale.min <= score <= scale.max) or (score - scale.min) % scale.step:
                     raise SchemaError(f"{wdir / entry.name}: folder name {entry.name!r} is not a score on the "
                                       f"scale 1-5 (expected <worker>/<score>/<image>)")  # fmt: skip
                 for f in sorted(os.scandir(entry.path), key=lambda e: e.name):
