@@ -307,3 +307,15 @@ def test_published_split_copies():
     tests = [set(te) for _, te in folds]
     assert len(set().union(*tests)) == 438 == sum(map(len, tests))
     assert all(not set(tr) & set(te) and len(set(tr) | set(te)) == 438 for tr, te in folds)
+
+
+def test_cli_summary(tmp_path, capsys):
+    from eval.readers.__main__ import main
+
+    _flickr(tmp_path / "f")
+    assert main(["flickr-aes", str(tmp_path / "f"), "--out", str(tmp_path / "table")]) == 0
+    out = capsys.readouterr().out
+    assert "120 ratings" in out and "fold 1: 3 train users, 37 test users" in out
+    assert len(RatingsTable.load(tmp_path / "table").ratings) == 120
+    assert main(["flickr-aes", str(tmp_path / "missing")]) == 2
+    assert "dataset folder does not exist" in capsys.readouterr().err

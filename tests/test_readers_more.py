@@ -50,9 +50,11 @@ def test_aadb_image_name_rule():
 
 def test_aadb_mean_scores_without_per_rater_file(tmp_path):
     _aadb_lists(tmp_path, AADB_NAMES)
+    (tmp_path / "imgListFiles_label" / "imgListTestNewRegression_score.txt").write_text(f"{AADB_NAMES[5]} 0.9\n")
     reader = create_reader("aadb", tmp_path)
     with pytest.warns(ReaderWarning, match="no per-rater file"):
         table = reader.read()
+    assert any("ignored imgListTestNewRegression_score.txt" in n for n in reader.report.notes)
     assert table.users == ["aadb"] and (table.scale.min, table.scale.max) == (0, 1)
     assert table.ratings.set_index("image").loc[AADB_NAMES[0], "score"] == pytest.approx(0.2)
     assert len(table.ratings) == 6 and all(table.image_path(i).is_file() for i in table.images)

@@ -170,9 +170,9 @@ def read_table(
         for raw in reader:
             start = prev + 1
             prev = reader.line_num
-            if not raw or all(not f.strip() for f in raw):
+            if not any(raw) or (len(raw) == 1 and not raw[0].strip()):
                 continue
-            fields = [f.strip() for f in raw]
+            fields = list(map(str.strip, raw))
             if header is None:
                 while fields and not fields[-1]:
                     fields.pop()

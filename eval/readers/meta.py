@@ -87,8 +87,8 @@ DATASETS: dict[str, DatasetInfo] = {
         },
         image_dirs=("datasetImages_originalSize",),
         sources=(
-            "list names + 'name score' lines: isaaccorley/deep-aesthetics-pytorch torch_aesthetics/aadb.py "
-            "(as quoted by other public loaders); score in [0, 1]: shedy-pub/hlagcn-jittor utils_jittor/dataset.py",
+            "list names + 'name score' lines: isaaccorley/deep-aesthetics-pytorch torch_aesthetic/aadb.py; "
+            "score in [0, 1] (thresholded at 0.5): shedy-pub/hlagcn-jittor utils_jittor/dataset.py",
             "per-rater AMT batch (Input.image_urlK / Answer.overallScoreK, image name farm_server_file): "
             "shedy-pub/hlagcn-jittor utils_jittor/dataset.py",
         ),

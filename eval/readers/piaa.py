@@ -95,7 +95,7 @@ class ParaReader(DatasetReader):
         image_root = self.image_root()
         images = self._image_paths(sessions, names, image_root)
         df = pd.DataFrame({"image": images, "user": users, "score": scores, "line": t.lines})[keep]
-        profiles = self._profiles(set(df["user"]))
+        profiles = self._profiles(set(df["user"].unique()))
         return self.finish(df, source=path, image_root=image_root, profiles=profiles)
 
     def _image_paths(self, sessions: list[str], names: list[str], image_root: Path) -> list[str]:

@@ -47,6 +47,7 @@ class AADBReader(DatasetReader):
         if mode not in ("auto", "raters", "mean"):
             raise ValueError(f"AADB mode must be 'auto', 'raters' or 'mean', got {mode!r}")
         self.mode = mode
+        self._noted_lists = False  # note a shadowed list file (Test vs TestNew) once per reader
 
     def read(self) -> RatingsTable:
         raw = find_file(self.root, self.info.files["raters"], "per-rater AMT file", required=self.mode == "raters")
@@ -77,15 +78,19 @@ class AADBReader(DatasetReader):
         scale = self.info.extra["mean_scale"]
         frames = []
         for split, *names in self.info.extra["lists"]:
-            path = next((folder / n for n in names if (folder / n).is_file()), None)
-            if path is None:
+            present = [folder / n for n in names if (folder / n).is_file()]
+            if not present:
                 raise SchemaError(f"{folder}: missing {split} list: expected {' or '.join(map(repr, names))}")
+            path = present[0]
+            if len(present) > 1 and not self._noted_lists:
+                self.report.note(f"{split} list: read {path.name}; ignored {', '.join(p.name for p in present[1:])}")
             rows = list(read_whitespace_lines(path, 2, self.report))
             where = [f"{path}:{ln}" for ln, _ in rows]
             scores, keep = parse_scores([f[1] for _, f in rows], where.__getitem__, "score", scale, self.report)
             df = pd.DataFrame({"image": [f[0] for _, f in rows], "score": scores, "split": split,
                                "line": [ln for ln, _ in rows], "source": str(path)})  # fmt: skip
             frames.append(df[keep])
+        self._noted_lists = True
         return pd.concat(frames, ignore_index=True)
 
     def read_means(self) -> RatingsTable:
