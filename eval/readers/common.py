@@ -139,7 +139,10 @@ class Table:
     def require(self, *names: str) -> None:
         missing = [n for n in names if not self.has(n)]
         if missing:
-            raise SchemaError(f"{self.path}:1: missing column(s) {missing}; the header has {self.header}")
+            hint = ""
+            if len(self.header) == 1 and any(d in self.header[0] for d in ";\t|"):
+                hint = " (the header looks separated by ';', tab or '|', not ',')"
+            raise SchemaError(f"{self.path}:1: missing column(s) {missing}; the header has {self.header}{hint}")
 
     def col(self, name: str) -> list[str]:
         i = self.index(name)
