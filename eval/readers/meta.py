@@ -39,8 +39,9 @@ DATASETS: dict[str, DatasetInfo] = {
         },
         image_dirs=("40K", "FLICKR-AES-001/40K"),
         sources=(
-            "ratings separator ', ' (header names need strip): a public script doing "
-            "`ratings.columns.str.strip()` then `ratings.imagePair` (code index); integer scores parsed with int()",
+            "ratings separator ', ': yzc-ippl/MTCL code/PIAA/test_PIAA_model.py reads the file with sep=',' and "
+            "selects columns 'worker', ' imagePair', ' score' (leading spaces); other public loaders strip the "
+            "header names or split on ',' and int() the score",
             "folder layout 40K/ + both files: README of a public PIAA project listing FLICKR-AES data files",
             "test workers: yzc-ippl/MTCL code/PIAA/FlickrAES_PIAA/label/test_workers_ID.csv (copied to eval/data)",
         ),
