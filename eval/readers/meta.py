@@ -140,8 +140,10 @@ DATASETS: dict[str, DatasetInfo] = {
         },
         image_dirs=("1024x768", "512x384", "koniq10k_1024x768/1024x768", "images"),
         sources=(
-            "header image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,MOS_zscore with MOS on 1-5 and MOS_zscore on 0-100: "
-            "public KonIQ loaders found via the code index (README of a KonIQ training project; test fixtures)",
+            "header image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,MOS_zscore (MOS = column 8, MOS_zscore = column 10): "
+            "several public KonIQ loaders in the code index (a KONIQ10k patch dataset indexing columns 7/9; "
+            "a KonIQ training README stating MOS on 1-5 and MOS_zscore on 0-100)",
+            "MOS_zscore range (1, 100): chaofengc/IQA-PyTorch pyiqa/dataset_info.py ('koniq'); we accept 0-100",
         ),
         extra={"score_columns": {"MOS": Scale(1.0, 5.0, None), "MOS_zscore": Scale(0.0, 100.0, None)}},
     ),
@@ -164,6 +166,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "Annotations/MOS and Image attribute scores.xlsx with columns 'Image name', 'MOS' (+ Brightness, "
             "Colorfulness, Contrast, Noisiness, Sharpness) and images in TestImage/: several public IQA loaders "
             "(code index), one documenting a CSV export MOS_and_Image_attribute_scores.csv",
+            "MOS range (1, 100): chaofengc/IQA-PyTorch pyiqa/dataset_info.py ('spaq'); we accept 0-100",
         ),
         notes="xlsx is read with a small stdlib reader (openpyxl is not installed); a CSV export is also accepted",
     ),
