@@ -1,0 +1,48 @@
+"""End-to-end `python -m eval.run` on the tiny synthetic benchmark (real EfficientNet-Lite0 features)."""
+
+import json
+
+import pytest
+
+from eval.run import main
+
+
+def test_run_writes_three_outputs(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--benchmark", "synthetic", "--root", str(tmp_path / "bench"), "--shots", "0,10,100", "--repeats", "2",
+            "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["simulated"] is True and res["label"] == "simulated"
+    assert (out / "per_user_srocc.png").stat().st_size > 5000
+    md = (out / "results.md").read_text()
+    assert "SIMULATED" in md and "| random |" in md and "| population-mean |" in md and "| oracle |" in md
+    aggs = {(a["method"], a["shots"]): a for a in res["aggregates"]}
+    assert set(aggs) == {(m, k) for m in ("random", "population-mean", "oracle") for k in (0, 10)}
+    # 60 images per user: 100-shot users are all skipped for too few ratings and counted
+    assert res["skipped"]["counts"]["100"] == {"too few ratings": 12}
+    assert aggs[("random", 10)]["srocc"]["n_repeats"] == 2 and aggs[("random", 0)]["srocc"]["n_repeats"] == 1
+    n_users = len({(r["fold"], r["user"]) for r in res["per_user"] if r["shots"] == 0})
+    assert n_users == 12
+    assert len([r for r in res["per_user"] if r["method"] == "random" and r["shots"] == 10]) == 12 * 2
+    sr = {k: v["srocc"]["mean"] for k, v in aggs.items()}
+    assert sr[("oracle", 0)] > sr[("population-mean", 0)] > sr[("random", 0)]
+    assert "mean per-user SROCC (SIMULATED)" in capsys.readouterr().out
+
+
+def test_bad_flags_are_one_line_errors(tmp_path, capsys):
+    assert main(["--benchmark", "nope"]) == 2
+    assert "unknown 'nope'" in capsys.readouterr().err
+    assert main(["--benchmark", "para"]) == 2
+    assert "--root" in capsys.readouterr().err
+    assert main(["--benchmark", "synthetic", "--root", str(tmp_path), "--scorers", "zzz", "--no-progress"]) == 2
+    assert "unknown ['zzz']" in capsys.readouterr().err
+    assert main(["--benchmark", "synthetic", "--root", str(tmp_path), "--folds", "9"]) == 2
+    assert "out of range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["flickr-aes", "para", "lapis", "aadb", "real-cur"])
+def test_real_benchmark_without_readers_is_clear(tmp_path, capsys, name):
+    # an empty folder: either the readers module is missing or the reader reports the missing files; no traceback
+    assert main(["--benchmark", name, "--root", str(tmp_path)]) == 2
+    assert name in capsys.readouterr().err or "readers" in capsys.readouterr().err
