@@ -36,6 +36,30 @@ def _flatten(d, prefix: str = "") -> list[tuple[str, object]]:
     return rows
 
 
+def variance_table(vd: dict) -> list[str]:
+    """Markdown lines for world.json's ``variance_decomposition``: a parts x views table when it has the
+    sim world's shape (``latent`` / ``score`` / ``score_within_user`` share dicts), else flattened key/value rows."""
+    views = [k for k in ("latent", "score", "score_within_user") if isinstance(vd.get(k), dict)]
+    lines = []
+    if views:
+        parts = list(dict.fromkeys(p for v in views for p in vd[v]))
+        lines += [
+            "Shares of variance per generative part (simulated).",
+            "",
+            "| part | " + " | ".join(v.replace("_", " ") for v in views) + " |",
+            "|---|" + "---|" * len(views),
+        ]
+        for p in parts:
+            lines.append(f"| {p} | " + " | ".join(_fmt(vd[v].get(p)) for v in views) + " |")
+        lines.append("")
+    rest = {k: v for k, v in vd.items() if k not in views and k != "simulated"}
+    if rest:
+        lines += ["| quantity | value |", "|---|---|"]
+        for k, v in _flatten(rest):
+            lines.append(f"| {k} | {_fmt(v, 4) if isinstance(v, float) else v} |")
+    return lines
+
+
 def markdown(results: dict) -> str:
     aggs = results["aggregates"]
     methods = list(dict.fromkeys(a["method"] for a in aggs))
@@ -94,9 +118,7 @@ def markdown(results: dict) -> str:
     if results.get("simulated"):
         out += ["", "## Variance decomposition of the simulated ratings (from world.json)", ""]
         if vd:
-            out += ["| component | value |", "|---|---|"]
-            for k, v in _flatten(vd):
-                out.append(f"| {k} | {_fmt(v, 4) if isinstance(v, float) else v} |")
+            out += variance_table(vd)
         else:
             out.append("world.json has no variance_decomposition.")
     timing = results.get("scorers") or {}

@@ -39,7 +39,7 @@ from eval.api import Benchmark, Scorer
 from eval.benchmarks import BENCHMARKS, BenchmarkNotAvailableError, list_benchmarks, load_benchmark
 from eval.metrics import MetricError, UserScore, aggregate, correlations
 from eval.protocols import DEFAULT_MIN_QUERY, SkipLog, count_episodes, episodes
-from eval.report import markdown, plot_per_user
+from eval.report import markdown, plot_per_user, variance_table
 from eval.scorers import BASELINES, ScorerNotAvailableError, create_scorer, list_scorers
 
 QUICK_REPEATS = 3
@@ -271,6 +271,9 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         s = a["srocc"]
         print(f"  {a['method']:<24} {a['shots']:>4}-shot  {s['mean']:.3f} ± {s['std']:.3f}  "
               f"95% CI [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]  users={s['n_users']}")  # fmt: skip
+    vd = (info or {}).get("variance_decomposition") if benchmark.simulated else None
+    if vd:
+        print("\n".join(["", "variance decomposition of the SIMULATED ratings (world.json):", *variance_table(vd)]))
     print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}")
     return paths
 

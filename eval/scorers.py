@@ -11,6 +11,7 @@ Baselines (defined here):
   aesthetic model every PIAA method must beat). Features are cached (safetensors) under
   ``$PIAA_CACHE_DIR/features/`` via :func:`piaa.features.encode_images`; the ridge penalty is chosen by
   generalized cross-validation on those training targets (never on test ratings).
+* ``support-residual`` - few-shot: population-mean plus a ridge fitted to the user's support residuals.
 * ``oracle`` - simulated worlds only: the world's noise-free scores for the user (the ceiling set by rating noise).
 
 Extension point: another method is registered by **one dict entry** pointing at its adapter module, imported only
@@ -19,9 +20,9 @@ when the scorer is created, e.g.::
     SCORERS["taskvec"] = lazy("eval.scorers_taskvec:TaskVecScorer")
 
 A factory may accept any of the run-context keywords ``seed``, ``cache_dir``, ``quick``, ``out_dir``,
-``benchmark_name``; ``python -m eval.run`` passes those that the factory's signature names (all of them if it takes
-``**kwargs``). Scorers set ``needs_support = True`` to run only in few-shot; zero-shot scorers run at every shot
-count (they ignore the support set), so they share the results table with the few-shot ones.
+``benchmark_name``, ``progress``; ``python -m eval.run`` passes those that the factory's signature names (all of
+them if it takes ``**kwargs``). Scorers set ``needs_support = True`` to run only in few-shot; zero-shot scorers run
+at every shot count (they ignore the support set), so they share the results table with the few-shot ones.
 
 Library module, no entry point (see ``python -m eval.run``).
 """
@@ -117,10 +118,12 @@ class PopulationMeanScorer(Scorer):
         encoder: str = "efficientnet-lite0",
         alphas: tuple[float, ...] = tuple(np.logspace(-1, 5, 13)),
         cache_dir: str | os.PathLike | None = None,
+        progress: bool = True,
     ):
         self.encoder = encoder
         self.alphas = tuple(float(a) for a in alphas)
         self.cache_dir = cache_dir
+        self.progress = progress
         self.model = None
         self.features: dict[str, np.ndarray] = {}
         self.alpha_: float | None = None
@@ -132,7 +135,7 @@ class PopulationMeanScorer(Scorer):
 
         if not train_users:
             raise ValueError(f"{benchmark.name}: population-mean needs training users, the fold has none")
-        self.features = benchmark_features(benchmark, self.encoder, self.cache_dir)
+        self.features = benchmark_features(benchmark, self.encoder, self.cache_dir, progress=self.progress)
         images, y = training_targets(benchmark, train_users)
         x = np.stack([self.features[i] for i in images])
         self.model = make_pipeline(StandardScaler(), RidgeCV(alphas=self.alphas))
@@ -147,6 +150,30 @@ class PopulationMeanScorer(Scorer):
             raise KeyError(f"population-mean: no features for {len(missing)} image(s), e.g. {missing[0]}")
         x = np.stack([self.features[i] for i in task.query_images])
         return self.model.predict(x)
+
+
+class SupportResidualScorer(PopulationMeanScorer):
+    """Few-shot baseline: population-mean + a ridge on the same features fitted to the user's support residuals.
+
+    The residual ridge's penalty is chosen by leave-one-out (GCV) on the support set alone; with a large penalty
+    it falls back to population-mean. The personal-residual idea follows Ren et al. (ICCV 2017).
+    """
+
+    name = "support-residual"
+    needs_support = True
+
+    def predict(self, task: UserTask) -> np.ndarray:
+        from sklearn.linear_model import RidgeCV
+
+        base = super().predict(task)
+        if len(task.support_images) < 3:
+            return base
+        scaler = self.model[0]
+        xs = scaler.transform(np.stack([self.features[i] for i in task.support_images]))
+        resid = np.asarray(task.support_scores, dtype=np.float64) - self.model[-1].predict(xs)
+        personal = RidgeCV(alphas=self.alphas).fit(xs, resid)
+        xq = scaler.transform(np.stack([self.features[i] for i in task.query_images]))
+        return base + personal.predict(xq)
 
 
 class OracleScorer(Scorer):
@@ -195,13 +222,14 @@ SCORERS: dict[str, Callable[..., Scorer]] = {
     "random": RandomScorer,
     "population-mean": PopulationMeanScorer,
     "oracle": OracleScorer,
+    "support-residual": SupportResidualScorer,
     # Methods register here, one entry each, e.g.:
     # "taskvec": lazy("eval.scorers_taskvec:TaskVecScorer"),
     # "pmllm": lazy("eval.scorers_pmllm:PMLLMScorer"),
     # "ensemble": lazy("eval.scorers_ensemble:EnsembleScorer"),
 }
 
-BASELINES = ("random", "population-mean", "oracle")
+BASELINES = ("random", "population-mean", "support-residual", "oracle")
 
 
 def list_scorers() -> list[str]:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from eval.report import variance_table
 from eval.run import main
 
 
@@ -18,7 +19,9 @@ def test_run_writes_three_outputs(tmp_path, capsys):
     md = (out / "results.md").read_text()
     assert "SIMULATED" in md and "| random |" in md and "| population-mean |" in md and "| oracle |" in md
     aggs = {(a["method"], a["shots"]): a for a in res["aggregates"]}
-    assert set(aggs) == {(m, k) for m in ("random", "population-mean", "oracle") for k in (0, 10)}
+    assert set(aggs) == {(m, k) for m in ("random", "population-mean", "oracle") for k in (0, 10)} | {
+        ("support-residual", 10)  # needs_support: few-shot only
+    }
     # 60 images per user: 100-shot users are all skipped for too few ratings and counted
     assert res["skipped"]["counts"]["100"] == {"too few ratings": 12}
     assert aggs[("random", 10)]["srocc"]["n_repeats"] == 2 and aggs[("random", 0)]["srocc"]["n_repeats"] == 1
@@ -28,6 +31,15 @@ def test_run_writes_three_outputs(tmp_path, capsys):
     sr = {k: v["srocc"]["mean"] for k, v in aggs.items()}
     assert sr[("oracle", 0)] > sr[("population-mean", 0)] > sr[("random", 0)]
     assert "mean per-user SROCC (SIMULATED)" in capsys.readouterr().out
+    assert sr[("support-residual", 10)] > sr[("population-mean", 10)]
+
+
+def test_variance_table_renders_sim_world_shape():
+    vd = {"simulated": True, "latent": {"population": 0.5, "noise": 0.5}, "score": {"population": 0.4, "noise": 0.6},
+          "per_user_srocc": {"oracle": 0.8}}  # fmt: skip
+    text = "\n".join(variance_table(vd))
+    assert "| population | 0.500 | 0.400 |" in text and "| noise | 0.500 | 0.600 |" in text
+    assert "per_user_srocc.oracle | 0.8000" in text
 
 
 def test_bad_flags_are_one_line_errors(tmp_path, capsys):

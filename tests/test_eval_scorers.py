@@ -124,3 +124,21 @@ def test_training_targets_empty_fold(bench):
         sc.create_scorer("population-mean").fit(bench, [])
     assert sc.training_targets(bench, ["u000"])[1].shape == (50,)
     assert isinstance(bench.table.ratings, pd.DataFrame)
+
+
+def test_support_residual_uses_support_and_beats_population(bench, fake_features):
+    from eval.metrics import correlations
+
+    pm, sr_ = sc.create_scorer("population-mean"), sc.create_scorer("support-residual")
+    assert sr_.needs_support
+    train = bench.folds[0][0]
+    pm.fit(bench, train)
+    sr_.fit(bench, train)
+    eps = list(episodes(bench, shots=20, repeats=2, folds=[0]))
+    a = [correlations(pm.predict(e.task), e.query_scores)[0] for e in eps]
+    b = [correlations(sr_.predict(e.task), e.query_scores)[0] for e in eps]
+    assert np.mean(b) > np.mean(a) + 0.05
+    # with an empty support it is population-mean
+    e = eps[0]
+    e.task.support_images, e.task.support_scores = [], np.zeros(0)
+    np.testing.assert_allclose(sr_.predict(e.task), pm.predict(e.task))
