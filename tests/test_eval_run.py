@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from eval.report import variance_table
@@ -58,3 +59,39 @@ def test_real_benchmark_without_readers_is_clear(tmp_path, capsys, name):
     # an empty folder: either the readers module is missing or the reader reports the missing files; no traceback
     assert main(["--benchmark", name, "--root", str(tmp_path)]) == 2
     assert name in capsys.readouterr().err or "readers" in capsys.readouterr().err
+
+
+def test_evaluate_fits_on_training_users_only(tmp_path):
+    from eval.api import Scorer
+    from eval.run import evaluate
+    from eval.synthetic import make_benchmark
+
+    bench = make_benchmark(tmp_path, n_users=9, n_images=30, n_folds=3, write_images=False)
+    log = []
+
+    class Spy(Scorer):
+        name = "spy"
+
+        def fit(self, benchmark, train_users):
+            log.append(("fit", set(train_users)))
+
+        def predict(self, task):
+            log.append(("predict", task.user, task.shots))
+            assert task.query_images and not set(task.support_images) & set(task.query_images)
+            return np.arange(len(task.query_images), dtype=float)
+
+    class FewOnly(Spy):
+        name = "few"
+        needs_support = True
+
+    res = evaluate(bench, [Spy(), FewOnly()], shots=[0, 10], repeats=2, seed=0, folds=[0, 2], progress=False)
+    fits = [e[1] for e in log if e[0] == "fit"]
+    assert len(fits) == 4  # 2 scorers x 2 folds, once per fold for all shot counts
+    current = None
+    for e in log:
+        if e[0] == "fit":
+            current = e[1]
+        else:
+            assert e[1] not in current  # never a training user of the fold being scored
+    assert {(r.method, r.shots) for r in res["per_user"]} == {("spy", 0), ("spy", 10), ("few", 10)}
+    assert {r.fold for r in res["per_user"]} == {0, 2}
