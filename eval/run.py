@@ -236,6 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         "quick": args.quick,
         "out_dir": out,
         "benchmark_name": benchmark.name,
+        "progress": not args.no_progress,
     }
     scorers, dropped = [], {}
     for n in names:
