@@ -1,0 +1,167 @@
+"""Render an evaluation's ``results.json`` content as ``results.md`` (Markdown tables) and ``per_user_srocc.png``.
+
+Simulated runs say "simulated" in the title of the table and the plot. Library module used by
+``python -m eval.run``; no entry point.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def _fmt(x: float | None, nd: int = 3) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def _ci(ci: list) -> str:
+    lo, hi = ci
+    return "—" if lo is None or math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]"
+
+
+def title(results: dict) -> str:
+    tag = "SIMULATED world" if results.get("simulated") else "real data"
+    return f"PIAA evaluation: {results['benchmark']} ({tag})"
+
+
+def _flatten(d, prefix: str = "") -> list[tuple[str, object]]:
+    rows = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            rows.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    else:
+        rows.append((prefix, d))
+    return rows
+
+
+def variance_table(vd: dict) -> list[str]:
+    """Markdown lines for world.json's ``variance_decomposition``: a parts x views table when it has the
+    sim world's shape (``latent`` / ``score`` / ``score_within_user`` share dicts), else flattened key/value rows."""
+    views = [k for k in ("latent", "score", "score_within_user") if isinstance(vd.get(k), dict)]
+    lines = []
+    if views:
+        parts = list(dict.fromkeys(p for v in views for p in vd[v]))
+        lines += [
+            "Shares of variance per generative part (simulated).",
+            "",
+            "| part | " + " | ".join(v.replace("_", " ") for v in views) + " |",
+            "|---|" + "---|" * len(views),
+        ]
+        for p in parts:
+            lines.append(f"| {p} | " + " | ".join(_fmt(vd[v].get(p)) for v in views) + " |")
+        lines.append("")
+    rest = {k: v for k, v in vd.items() if k not in views and k != "simulated"}
+    if rest:
+        lines += ["| quantity | value |", "|---|---|"]
+        for k, v in _flatten(rest):
+            lines.append(f"| {k} | {_fmt(v, 4) if isinstance(v, float) else v} |")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    aggs = results["aggregates"]
+    methods = list(dict.fromkeys(a["method"] for a in aggs))
+    shots = sorted({a["shots"] for a in aggs})
+    by = {(a["method"], a["shots"]): a for a in aggs}
+    cfg = results["config"]
+    out = [f"# {title(results)}", ""]
+    if results.get("simulated"):
+        out += ["> **Simulated**: these numbers come from a simulated world of raters; they are not "
+                "results on real raters.", ""]  # fmt: skip
+    out += [
+        f"Protocol: zero-shot = user-disjoint folds, all of a test user's ratings are the query; k-shot = k support "
+        f"images drawn uniformly per (seed, user, repeat), the rest are the query. Folds {cfg['folds']}, "
+        f"{cfg['repeats']} repeat(s) per few-shot user, seed {cfg['seed']}, min query {cfg['min_query']}. "
+        "Mean over users of the per-user SROCC (averaged over repeats); ± = std over repeats of the user-mean; "
+        "CI = 95% t-interval over users.",
+        "",
+        "## Mean per-user SROCC" + (" (simulated)" if results.get("simulated") else ""),
+        "",
+        "| method | " + " | ".join("zero-shot" if k == 0 else f"{k}-shot" for k in shots) + " |",
+        "|---|" + "---|" * len(shots),
+    ]
+    for m in methods:
+        cells = []
+        for k in shots:
+            a = by.get((m, k))
+            cells.append("n/a" if a is None else f"{_fmt(a['srocc']['mean'])} ± {_fmt(a['srocc']['std'])}")
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    out += ["", "## Details", "",
+            "| method | shots | SROCC mean ± std | SROCC 95% CI | PLCC mean ± std | PLCC 95% CI | users | repeats | "
+            "constant preds |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for m in methods:
+        for k in shots:
+            a = by.get((m, k))
+            if a is None:
+                continue
+            s, p = a["srocc"], a["plcc"]
+            out.append(
+                f"| {m} | {k} | {_fmt(s['mean'])} ± {_fmt(s['std'])} | {_ci(s['ci95'])} | "
+                f"{_fmt(p['mean'])} ± {_fmt(p['std'])} | {_ci(p['ci95'])} | {s['n_users']} | {s['n_repeats']} | "
+                f"{a['n_constant']} |"
+            )
+    skipped = results.get("skipped", {}).get("counts", {})
+    out += ["", "## Skipped users", ""]
+    if any(skipped.values()):
+        out += ["| shots | reason | count |", "|---|---|---|"]
+        for k, reasons in skipped.items():
+            for reason, n in reasons.items():
+                out.append(f"| {k} | {reason} | {n} |")
+    else:
+        out.append("None.")
+    dropped = results.get("dropped_scorers") or {}
+    if dropped:
+        out += ["", "## Scorers not run", ""] + [f"- `{k}`: {v}" for k, v in dropped.items()]
+    vd = (results.get("world") or {}).get("variance_decomposition")
+    if results.get("simulated"):
+        out += ["", "## Variance decomposition of the simulated ratings (from world.json)", ""]
+        if vd:
+            out += variance_table(vd)
+        else:
+            out.append("world.json has no variance_decomposition.")
+    timing = results.get("scorers") or {}
+    if timing:
+        out += ["", "## Scorer cost", "", "| method | fit s (all folds) | predict s (all episodes) |", "|---|---|---|"]
+        for m, t in timing.items():
+            out.append(f"| {m} | {_fmt(t.get('fit_seconds'), 1)} | {_fmt(t.get('predict_seconds'), 1)} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def plot_per_user(results: dict, path: str | Path) -> Path:
+    """Box + strip plot of per-user SROCC (mean over repeats), one panel per shot count, one box per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_user: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for r in results["per_user"]:
+        per_user.setdefault((r["method"], r["shots"]), {}).setdefault(f"{r['fold']}/{r['user']}", []).append(
+            r["srocc"]
+        )
+    methods = list(dict.fromkeys(r["method"] for r in results["aggregates"]))
+    shots = sorted({k for _, k in per_user})
+    fig, axes = plt.subplots(1, max(1, len(shots)), figsize=(1.2 + 1.1 * len(methods) * len(shots) + 1, 4.2),
+                             sharey=True, squeeze=False)  # fmt: skip
+    rng = np.random.default_rng(0)
+    for ax, k in zip(axes[0], shots):
+        names = [m for m in methods if (m, k) in per_user]
+        data = [np.array([np.mean(v) for v in per_user[(m, k)].values()]) for m in names]
+        if data:
+            ax.boxplot(data, showfliers=False, widths=0.6)
+            for i, d in enumerate(data, 1):
+                ax.scatter(i + rng.uniform(-0.18, 0.18, len(d)), d, s=6, alpha=0.45, color="C0", zorder=3)
+            ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+        ax.axhline(0, color="grey", lw=0.8, ls=":")
+        ax.set_title("zero-shot" if k == 0 else f"{k}-shot")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("per-user SROCC (mean over repeats)")
+    fig.suptitle(title(results))
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,299 @@
+"""Evaluate scorers on a benchmark under the zero-shot and few-shot protocols; write results + report + plot.
+
+Usage::
+
+    python -m eval.run --benchmark sim --quick                  # simulated world (built if absent), baselines
+    python -m eval.run --benchmark sim --shots 0,10,100 --repeats 10
+    python -m eval.run --benchmark para --root /data/PARA --scorers random,population-mean
+    python -m eval.run --list                                    # benchmarks and scorers
+
+Per fold, every scorer is fitted once on the fold's training users (``Scorer.fit``), then scores every episode of
+every requested shot count (``eval.protocols``). Scorers with ``needs_support`` run only at shots > 0; zero-shot
+scorers run at every shot count (on few-shot query sets they ignore the support). ``oracle`` runs only on
+simulated benchmarks. Writes into ``--out`` (default ``runs/<benchmark>-<UTC timestamp>``):
+
+* ``results.json`` - config, every per-user per-repeat SROCC/PLCC, aggregates, skipped users (with reasons);
+* ``results.md`` - method x shots table (mean per-user SROCC ± std over repeats, 95% CI over users, PLCC), skips,
+  and for the simulated world its variance decomposition;
+* ``per_user_srocc.png`` - per-user SROCC per method and shot count.
+
+Simulated runs are labelled "simulated" in all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from eval.api import Benchmark, Scorer
+from eval.benchmarks import BENCHMARKS, BenchmarkNotAvailableError, list_benchmarks, load_benchmark
+from eval.metrics import MetricError, UserScore, aggregate, correlations
+from eval.protocols import DEFAULT_MIN_QUERY, SkipLog, count_episodes, episodes
+from eval.report import markdown, plot_per_user, variance_table
+from eval.scorers import BASELINES, ScorerNotAvailableError, create_scorer, list_scorers
+
+QUICK_REPEATS = 3
+QUICK_FOLDS = (0, 1)
+
+
+class RunError(RuntimeError):
+    """A bad flag or an unusable benchmark/scorer; printed as one line, no traceback."""
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise RunError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise RunError(f"{flag}: empty list")
+    return vals
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def evaluate(
+    benchmark: Benchmark,
+    scorers: list[Scorer],
+    *,
+    shots: list[int],
+    repeats: int,
+    seed: int,
+    folds: list[int],
+    min_query: int = DEFAULT_MIN_QUERY,
+    progress: bool = True,
+) -> dict:
+    """Run the protocols; returns ``{"per_user": [UserScore], "skips": SkipLog, "scorers": {...}, "dropped": {...}}``.
+
+    A scorer whose ``fit`` fails is dropped for the rest of the run (reason recorded), the others go on.
+    """
+    records: list[UserScore] = []
+    skips = SkipLog()
+    cost = {s.name: {"fit_seconds": 0.0, "predict_seconds": 0.0, "needs_support": bool(s.needs_support)}
+            for s in scorers}  # fmt: skip
+    dropped: dict[str, str] = {}
+    active = list(scorers)
+    for f in folds:
+        train_users = sorted(map(str, benchmark.folds[f][0]))
+        for s in list(active):
+            t0 = time.perf_counter()
+            try:
+                s.fit(benchmark, train_users)
+            except (ScorerNotAvailableError, RuntimeError, ValueError, KeyError, OSError) as err:
+                dropped[s.name] = f"fit failed on fold {f}: {type(err).__name__}: {err}"
+                active.remove(s)
+                print(f"[eval.run] dropping scorer {s.name}: {dropped[s.name]}", file=sys.stderr)
+            cost[s.name]["fit_seconds"] += time.perf_counter() - t0
+        for k in shots:
+            run_here = [s for s in active if k > 0 or not s.needs_support]
+            if not run_here:
+                continue
+            total = count_episodes(benchmark, shots=k, repeats=repeats, folds=[f], min_query=min_query)
+            bar = tqdm(total=total, desc=f"fold {f} {k}-shot", unit="ep", disable=not progress, leave=False)
+            for ep in episodes(benchmark, shots=k, repeats=repeats, seed=seed, folds=[f], min_query=min_query,
+                               skips=skips):  # fmt: skip
+                for s in run_here:
+                    t0 = time.perf_counter()
+                    pred = s.predict(ep.task)
+                    cost[s.name]["predict_seconds"] += time.perf_counter() - t0
+                    try:
+                        srocc, plcc, note = correlations(pred, ep.query_scores)
+                    except MetricError as err:
+                        raise RunError(f"scorer {s.name}, user {ep.task.user}, {k}-shot: {err}") from None
+                    records.append(UserScore(s.name, k, f, ep.task.user, ep.task.repeat, len(ep.query_scores),
+                                             srocc, plcc, note))  # fmt: skip
+                bar.update(1)
+            bar.close()
+    return {"per_user": records, "skips": skips, "scorers": cost, "dropped": dropped}
+
+
+def build_results(benchmark: Benchmark, run: dict, config: dict, info: dict) -> dict:
+    aggs = aggregate(run["per_user"])
+    order = {n: i for i, n in enumerate(config["scorers"])}
+    rows = [{"method": m, "shots": k, **v} for (m, k), v in aggs.items()]
+    rows.sort(key=lambda r: (order.get(r["method"], 99), r["shots"]))
+    return {
+        "benchmark": benchmark.name,
+        "simulated": bool(benchmark.simulated),
+        "label": "simulated" if benchmark.simulated else "real",
+        "config": config,
+        "world": info if benchmark.simulated else None,
+        "dataset": None if benchmark.simulated else info,
+        "n_users": len(benchmark.table.users),
+        "n_images": len(benchmark.table.images),
+        "n_ratings": len(benchmark.table.ratings),
+        "aggregates": rows,
+        "per_user": [r.to_dict() for r in run["per_user"]],
+        "skipped": {"counts": run["skips"].counts(), "items": run["skips"].to_list()},
+        "scorers": run["scorers"],
+        "dropped_scorers": run["dropped"],
+    }
+
+
+def _json_safe(x):
+    """NaN/inf -> None (strict JSON), numpy scalars -> Python, paths -> str."""
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_outputs(results: dict, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "md": out / "results.md", "png": out / "per_user_srocc.png"}
+    results = _json_safe(results)
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1, allow_nan=False))
+    os.replace(tmp, paths["json"])
+    paths["md"].write_text(markdown(results))
+    plot_per_user(results, paths["png"])
+    return paths
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--benchmark", default="sim", help=f"one of: {', '.join(list_benchmarks())}")
+    p.add_argument("--root", help="dataset folder (real benchmarks) or a simulated world folder (sim)")
+    p.add_argument("--scorers", help="comma list (default: the baselines random,population-mean[,oracle])")
+    p.add_argument("--shots", help="comma list of shot counts, 0 = zero-shot (default 0,10,100)")
+    p.add_argument("--repeats", type=int, help="few-shot repeats per user (default 10; --quick: 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", help="comma list of fold indices (default: all; --quick: 0,1)")
+    p.add_argument("--min-query", type=int, default=DEFAULT_MIN_QUERY, help="minimum query images per user")
+    p.add_argument("--quick", action="store_true", help="sim-quick world, 3 repeats, folds 0,1")
+    p.add_argument("--out", help="output folder (default runs/<benchmark>-<UTC timestamp>)")
+    p.add_argument("--cache-dir", help="feature cache folder (default $PIAA_CACHE_DIR/features)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--list", action="store_true", help="list benchmarks and scorers, then exit")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, Path]:
+    if args.benchmark not in BENCHMARKS:
+        raise RunError(f"--benchmark: unknown {args.benchmark!r}; known: {', '.join(list_benchmarks())}")
+    spec = BENCHMARKS[args.benchmark]
+    shots = _int_list(args.shots, "--shots") if args.shots else list(spec.default_shots)
+    if any(k < 0 for k in shots):
+        raise RunError("--shots: shot counts must be >= 0")
+    repeats = args.repeats if args.repeats is not None else (QUICK_REPEATS if args.quick else 10)
+    if repeats < 1:
+        raise RunError("--repeats must be >= 1")
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    try:
+        benchmark, info = load_benchmark(args.benchmark, args.root, quick=args.quick)
+    except BenchmarkNotAvailableError as err:
+        raise RunError(str(err)) from None
+    n_folds = len(benchmark.folds)
+    if args.folds:
+        folds = _int_list(args.folds, "--folds")
+    elif args.quick:
+        folds = [f for f in QUICK_FOLDS if f < n_folds]
+    else:
+        folds = list(range(n_folds))
+    bad = [f for f in folds if not 0 <= f < n_folds]
+    if bad:
+        raise RunError(f"--folds: {bad} out of range; {benchmark.name} has {n_folds} fold(s)")
+    if args.scorers:
+        names = [s.strip() for s in args.scorers.split(",") if s.strip()]
+    else:
+        names = [n for n in BASELINES if n != "oracle" or benchmark.oracle is not None]
+    unknown = [n for n in names if n not in list_scorers()]
+    if unknown:
+        raise RunError(f"--scorers: unknown {unknown}; registered: {', '.join(list_scorers())}")
+    out = Path(args.out) if args.out else Path("runs") / f"{args.benchmark}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    context = {
+        "seed": args.seed,
+        "cache_dir": args.cache_dir,
+        "quick": args.quick,
+        "out_dir": out,
+        "benchmark_name": benchmark.name,
+        "progress": not args.no_progress,
+    }
+    scorers, dropped = [], {}
+    for n in names:
+        try:
+            s = create_scorer(n, context=context)
+        except ScorerNotAvailableError as err:
+            dropped[n] = str(err)
+            continue
+        if getattr(s, "requires_oracle", False) and benchmark.oracle is None:
+            dropped[n] = "needs an oracle (simulated benchmarks only)"
+            continue
+        scorers.append(s)
+    for n, why in dropped.items():
+        print(f"[eval.run] not running {n}: {why}", file=sys.stderr)
+    if not scorers:
+        raise RunError("no scorer can run: " + "; ".join(f"{k}: {v}" for k, v in dropped.items()))
+    config = {
+        "benchmark": args.benchmark, "root": args.root, "scorers": names, "shots": shots, "repeats": repeats,
+        "seed": args.seed, "folds": folds, "min_query": args.min_query, "quick": args.quick,
+        "git_commit": _git_commit(), "python": platform.python_version(),
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    t0 = time.perf_counter()
+    result = evaluate(benchmark, scorers, shots=shots, repeats=repeats, seed=args.seed, folds=folds,
+                      min_query=args.min_query, progress=not args.no_progress)  # fmt: skip
+    result["dropped"] = {**dropped, **result["dropped"]}
+    config["eval_seconds"] = round(time.perf_counter() - t0, 2)
+    results = build_results(benchmark, result, config, info)
+    paths = write_outputs(results, out)
+    label = " (SIMULATED)" if benchmark.simulated else ""
+    print(f"\nmean per-user SROCC{label}:")
+    for a in results["aggregates"]:
+        s = a["srocc"]
+        print(f"  {a['method']:<24} {a['shots']:>4}-shot  {s['mean']:.3f} ± {s['std']:.3f}  "
+              f"95% CI [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]  users={s['n_users']}")  # fmt: skip
+    vd = (info or {}).get("variance_decomposition") if benchmark.simulated else None
+    if vd:
+        print("\n".join(["", "variance decomposition of the SIMULATED ratings (world.json):", *variance_table(vd)]))
+    print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        print("benchmarks:", ", ".join(list_benchmarks()))
+        print("scorers:   ", ", ".join(list_scorers()))
+        return 0
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        run(args)
+    except RunError as err:
+        print(f"eval.run: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

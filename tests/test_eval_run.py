@@ -1,0 +1,97 @@
+"""End-to-end `python -m eval.run` on the tiny synthetic benchmark (real EfficientNet-Lite0 features)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from eval.report import variance_table
+from eval.run import main
+
+
+def test_run_writes_three_outputs(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--benchmark", "synthetic", "--root", str(tmp_path / "bench"), "--shots", "0,10,100", "--repeats", "2",
+            "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["simulated"] is True and res["label"] == "simulated"
+    assert (out / "per_user_srocc.png").stat().st_size > 5000
+    md = (out / "results.md").read_text()
+    assert "SIMULATED" in md and "| random |" in md and "| population-mean |" in md and "| oracle |" in md
+    aggs = {(a["method"], a["shots"]): a for a in res["aggregates"]}
+    assert set(aggs) == {(m, k) for m in ("random", "population-mean", "oracle") for k in (0, 10)} | {
+        ("support-residual", 10)  # needs_support: few-shot only
+    }
+    # 60 images per user: 100-shot users are all skipped for too few ratings and counted
+    assert res["skipped"]["counts"]["100"] == {"too few ratings": 12}
+    assert aggs[("random", 10)]["srocc"]["n_repeats"] == 2 and aggs[("random", 0)]["srocc"]["n_repeats"] == 1
+    n_users = len({(r["fold"], r["user"]) for r in res["per_user"] if r["shots"] == 0})
+    assert n_users == 12
+    assert len([r for r in res["per_user"] if r["method"] == "random" and r["shots"] == 10]) == 12 * 2
+    sr = {k: v["srocc"]["mean"] for k, v in aggs.items()}
+    assert sr[("oracle", 0)] > sr[("population-mean", 0)] > sr[("random", 0)]
+    assert "mean per-user SROCC (SIMULATED)" in capsys.readouterr().out
+    assert sr[("support-residual", 10)] > sr[("population-mean", 10)]
+
+
+def test_variance_table_renders_sim_world_shape():
+    vd = {"simulated": True, "latent": {"population": 0.5, "noise": 0.5}, "score": {"population": 0.4, "noise": 0.6},
+          "per_user_srocc": {"oracle": 0.8}}  # fmt: skip
+    text = "\n".join(variance_table(vd))
+    assert "| population | 0.500 | 0.400 |" in text and "| noise | 0.500 | 0.600 |" in text
+    assert "per_user_srocc.oracle | 0.8000" in text
+
+
+def test_bad_flags_are_one_line_errors(tmp_path, capsys):
+    assert main(["--benchmark", "nope"]) == 2
+    assert "unknown 'nope'" in capsys.readouterr().err
+    assert main(["--benchmark", "para"]) == 2
+    assert "--root" in capsys.readouterr().err
+    assert main(["--benchmark", "synthetic", "--root", str(tmp_path), "--scorers", "zzz", "--no-progress"]) == 2
+    assert "unknown ['zzz']" in capsys.readouterr().err
+    assert main(["--benchmark", "synthetic", "--root", str(tmp_path), "--folds", "9"]) == 2
+    assert "out of range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["flickr-aes", "para", "lapis", "aadb", "real-cur"])
+def test_real_benchmark_without_readers_is_clear(tmp_path, capsys, name):
+    # an empty folder: either the readers module is missing or the reader reports the missing files; no traceback
+    assert main(["--benchmark", name, "--root", str(tmp_path)]) == 2
+    assert name in capsys.readouterr().err or "readers" in capsys.readouterr().err
+
+
+def test_evaluate_fits_on_training_users_only(tmp_path):
+    from eval.api import Scorer
+    from eval.run import evaluate
+    from eval.synthetic import make_benchmark
+
+    bench = make_benchmark(tmp_path, n_users=9, n_images=30, n_folds=3, write_images=False)
+    log = []
+
+    class Spy(Scorer):
+        name = "spy"
+
+        def fit(self, benchmark, train_users):
+            log.append(("fit", set(train_users)))
+
+        def predict(self, task):
+            log.append(("predict", task.user, task.shots))
+            assert task.query_images and not set(task.support_images) & set(task.query_images)
+            return np.arange(len(task.query_images), dtype=float)
+
+    class FewOnly(Spy):
+        name = "few"
+        needs_support = True
+
+    res = evaluate(bench, [Spy(), FewOnly()], shots=[0, 10], repeats=2, seed=0, folds=[0, 2], progress=False)
+    fits = [e[1] for e in log if e[0] == "fit"]
+    assert len(fits) == 4  # 2 scorers x 2 folds, once per fold for all shot counts
+    current = None
+    for e in log:
+        if e[0] == "fit":
+            current = e[1]
+        else:
+            assert e[1] not in current  # never a training user of the fold being scored
+    assert {(r.method, r.shots) for r in res["per_user"]} == {("spy", 0), ("spy", 10), ("few", 10)}
+    assert {r.fold for r in res["per_user"]} == {0, 2}
