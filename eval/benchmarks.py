@@ -83,7 +83,7 @@ def load_benchmark(name: str, root: str | Path | None = None, *, quick: bool = F
     if not Path(root).exists():
         raise BenchmarkNotAvailableError(f"--root {root}: no such folder")
     try:
-        from eval.readers import READERS
+        from eval.readers import READERS, create_benchmark
     except ImportError as err:
         raise BenchmarkNotAvailableError(
             f"benchmark {name!r} needs the dataset readers (eval/readers, registry READERS), which cannot be "
@@ -94,7 +94,7 @@ def load_benchmark(name: str, root: str | Path | None = None, *, quick: bool = F
             f"the readers registry has no reader {spec.reader!r} (it has: {', '.join(sorted(READERS))})"
         )
     try:
-        benchmark = READERS[spec.reader](Path(root))
+        benchmark = create_benchmark(spec.reader, Path(root))
     except (ValueError, OSError, KeyError) as err:  # SchemaError is a ValueError
         raise BenchmarkNotAvailableError(f"{name}: cannot read the dataset under {root}: {err}") from None
     if not benchmark.folds:
