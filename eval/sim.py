@@ -104,14 +104,78 @@ def build_world(
     attrs = pd.read_csv(tmp / "attributes.csv", dtype={"image": str, "content": str})
 
     piaa = attrs[attrs["pool"] == "piaa"].reset_index(drop=True)
+    names, mean, std = feature_space(attrs)
+    frames, profiles, raters, parts = simulate_raters(piaa, names, mean, std, seed=seed, size=size, taste=taste,
+                                                      verbose=verbose)  # fmt: skip
+    w_pop = sr.vec(sr.POPULATION, names)
+    ratings = RatingsTable(pd.concat(frames, ignore_index=True), PARA_SCALE, profiles, tmp / "images", "sim")
+    _save_table(ratings, tmp / "ratings")
+
+    # ---- scoring databases (disjoint image pools)
+    for k, db in enumerate(sr.DATABASES):
+        pool = attrs[attrs["pool"] == db].reset_index(drop=True)
+        scores = sr.database_scores(sr.feature_matrix(pool, names, mean, std), names, db,
+                                    np.random.default_rng([seed, 3, k]), taste)  # fmt: skip
+        table = RatingsTable(pd.DataFrame({"image": pool["image"], "user": db, "score": scores}),
+                             sr.DATABASES[db][0], {}, tmp / "images", db)  # fmt: skip
+        _save_table(table, tmp / "databases" / db)
+
+    # ---- folds, hidden truth, summary (world.json last)
+    users = sorted(raters)
+    order = np.random.default_rng([seed, 4]).permutation(len(users))
+    groups = [sorted(users[i] for i in order[f :: size.n_folds]) for f in range(size.n_folds)]
+    folds = [{"train": sorted(u for g in groups[:f] + groups[f + 1 :] for u in g), "test": groups[f]}
+             for f in range(size.n_folds)]  # fmt: skip
+    (tmp / "folds.json").write_text(json.dumps({"folds": folds}, indent=1))
+    truth = {
+        "simulated": True,
+        "features": names,
+        "attribute_mean": mean,
+        "attribute_std": std,
+        "population": dict(zip(names, w_pop.tolist())),
+        "kappa": taste.kappa,
+        "databases": {db: {"scale": s.to_dict(), "taste": t} for db, (s, _, t) in sr.DATABASES.items()},
+        "raters": raters,
+    }
+    (tmp / "truth").mkdir()
+    (tmp / "truth" / "tastes.json").write_text(json.dumps(truth, indent=1))
+    decomposition = variance_decomposition(parts, taste.kappa)
+    world = {
+        "simulated": True,
+        "seed": seed,
+        "config": {"size": asdict(size), "taste": asdict(taste), "photos": str(photos) if photos else "bundled",
+                   "sources": [{"name": p.name, "content": p.content} for p in src],
+                   "scale": PARA_SCALE.to_dict(), "features": names},  # fmt: skip
+        "variance_decomposition": decomposition,
+        "databases": list(sr.DATABASES),
+        "counts": {"piaa_images": size.n_piaa, "database_images": size.n_db, "raters": size.n_raters,
+                   "ratings": len(ratings.ratings)},  # fmt: skip
+    }
+    (tmp / "world.json").write_text(json.dumps(world, indent=1))
+    _swap_into_place(tmp, out)
+    if verbose:
+        print(f"simulated world written to {out} in {time.time() - t0:.0f}s")
+        print(format_decomposition(decomposition))
+    return out
+
+
+def feature_space(attrs: pd.DataFrame) -> tuple[list[str], dict, dict]:
+    """Feature names and the attribute standardisation (mean/std over the PIAA pool)."""
+    piaa = attrs[attrs["pool"] == "piaa"]
     names = sr.feature_names(sorted(attrs["content"].unique()))
     mean = {a: float(piaa[a].mean()) for a in si.ATTRIBUTES}
     std = {a: float(piaa[a].std()) or 1.0 for a in si.ATTRIBUTES}
+    return names, mean, std
+
+
+def simulate_raters(
+    piaa: pd.DataFrame, names: list[str], mean: dict, std: dict, *, seed: int, size: WorldSize,
+    taste: sr.TasteConfig, verbose: bool = False,
+) -> tuple[list[pd.DataFrame], dict[str, Profile], dict[str, dict], pd.DataFrame]:  # fmt: skip
+    """Profiles, tastes, texts and ratings of the PIAA raters: (rating frames, profiles, truth, parts)."""
     x = sr.feature_matrix(piaa, names, mean, std)
     feature_sd = x.std(axis=0)
     w_pop = sr.vec(sr.POPULATION, names)
-
-    # ---- raters
     raters, profiles, frames, parts = {}, {}, [], []
     for r in tqdm(range(size.n_raters), desc="simulated raters", leave=False, disable=not verbose):
         rng = np.random.default_rng([seed, 2, r])
@@ -144,55 +208,7 @@ def build_world(
             "offset": round(offset, 6), "slope": round(slope, 6), "noise_sd": round(noise_sd, 6),
             "mentioned": mentioned,
         }  # fmt: skip
-    ratings = RatingsTable(pd.concat(frames, ignore_index=True), PARA_SCALE, profiles, tmp / "images", "sim")
-    _save_table(ratings, tmp / "ratings")
-
-    # ---- scoring databases (disjoint image pools)
-    for k, db in enumerate(sr.DATABASES):
-        pool = attrs[attrs["pool"] == db].reset_index(drop=True)
-        scores = sr.database_scores(sr.feature_matrix(pool, names, mean, std), names, db,
-                                    np.random.default_rng([seed, 3, k]), taste)  # fmt: skip
-        table = RatingsTable(pd.DataFrame({"image": pool["image"], "user": db, "score": scores}),
-                             sr.DATABASES[db][0], {}, tmp / "images", db)  # fmt: skip
-        _save_table(table, tmp / "databases" / db)
-
-    # ---- folds, hidden truth, summary (world.json last)
-    users = sorted(raters)
-    order = np.random.default_rng([seed, 4]).permutation(len(users))
-    groups = [sorted(users[i] for i in order[f :: size.n_folds]) for f in range(size.n_folds)]
-    folds = [{"train": sorted(u for g in groups[:f] + groups[f + 1 :] for u in g), "test": groups[f]}
-             for f in range(size.n_folds)]  # fmt: skip
-    (tmp / "folds.json").write_text(json.dumps({"folds": folds}, indent=1))
-    truth = {
-        "simulated": True,
-        "features": names,
-        "attribute_mean": mean,
-        "attribute_std": std,
-        "population": dict(zip(names, w_pop.tolist())),
-        "kappa": taste.kappa,
-        "databases": {db: {"scale": s.to_dict(), "taste": t} for db, (s, _, t) in sr.DATABASES.items()},
-        "raters": raters,
-    }
-    (tmp / "truth").mkdir()
-    (tmp / "truth" / "tastes.json").write_text(json.dumps(truth, indent=1))
-    decomposition = variance_decomposition(pd.concat(parts, ignore_index=True), taste.kappa)
-    world = {
-        "simulated": True,
-        "seed": seed,
-        "config": {"size": asdict(size), "taste": asdict(taste), "photos": str(photos) if photos else "bundled",
-                   "sources": [{"name": p.name, "content": p.content} for p in src],
-                   "scale": PARA_SCALE.to_dict(), "features": names},  # fmt: skip
-        "variance_decomposition": decomposition,
-        "databases": list(sr.DATABASES),
-        "counts": {"piaa_images": size.n_piaa, "database_images": size.n_db, "raters": size.n_raters,
-                   "ratings": len(ratings.ratings)},  # fmt: skip
-    }
-    (tmp / "world.json").write_text(json.dumps(world, indent=1))
-    _swap_into_place(tmp, out)
-    if verbose:
-        print(f"simulated world written to {out} in {time.time() - t0:.0f}s")
-        print(format_decomposition(decomposition))
-    return out
+    return frames, profiles, raters, pd.concat(parts, ignore_index=True)
 
 
 def _save_table(table: RatingsTable, folder: Path) -> None:

@@ -33,10 +33,10 @@ BIG5 = ("big5_E", "big5_A", "big5_N", "big5_O", "big5_C")
 
 # utility weights per standardised attribute / content indicator
 POPULATION = {
-    "brightness": 0.20, "contrast": 0.20, "colorfulness": 0.25, "saturation": 0.10, "warmth": 0.10,
-    "sharpness": 0.40, "noise": -0.30, "clipping": -0.25,
-    "content:people": 0.30, "content:animal": 0.50, "content:food": 0.10, "content:vehicle": -0.10,
-    "content:space": 0.20, "content:flower": 0.40, "content:architecture": 0.10, "content:abstract": -0.50,
+    "brightness": 0.26, "contrast": 0.26, "colorfulness": 0.325, "saturation": 0.13, "warmth": 0.13,
+    "sharpness": 0.52, "noise": -0.39, "clipping": -0.325,
+    "content:people": 0.39, "content:animal": 0.65, "content:food": 0.13, "content:vehicle": -0.13,
+    "content:space": 0.26, "content:flower": 0.52, "content:architecture": 0.13, "content:abstract": -0.65,
 }  # fmt: skip
 
 # profile variable -> {feature: weight per unit of the (centred, scaled) profile variable}
@@ -73,15 +73,15 @@ DATABASES = {
 
 @dataclass(frozen=True)
 class TasteConfig:
-    profile_gain: float = 1.0  # multiplies PROFILE_EFFECTS
-    idio_sd: float = 0.18  # per-feature sd of the idiosyncratic part (attributes)
-    idio_content_sd: float = 0.35  # ... of content indicators
+    profile_gain: float = 0.8  # multiplies PROFILE_EFFECTS
+    idio_sd: float = 0.15  # per-feature sd of the idiosyncratic part (attributes)
+    idio_content_sd: float = 0.3  # ... of content indicators
     passion_prob: float = 0.7  # chance of one strong personal like/dislike
     passion_size: float = 0.5
     offset_sd: float = 0.3  # per-rater score offset (utility units)
     slope_sd: float = 0.2  # per-rater log-slope of the squashing (scale usage)
-    noise_sd: float = 0.45  # rating noise (utility units), per rater times exp(N(0, 0.25))
-    kappa: float = 0.55  # squashing slope: score = 3 + 2 tanh(kappa * slope * (u + noise))
+    noise_sd: float = 0.5  # rating noise (utility units), per rater times exp(N(0, 0.25))
+    kappa: float = 0.35  # squashing slope: score = 3 + 2 tanh(kappa * slope * (u + noise))
     panel: int = 20  # virtual raters per database image
 
 
