@@ -143,13 +143,22 @@ def build_world(
     world = {
         "simulated": True,
         "seed": seed,
-        "config": {"size": asdict(size), "taste": asdict(taste), "photos": str(photos) if photos else "bundled",
-                   "sources": [{"name": p.name, "content": p.content} for p in src],
-                   "scale": PARA_SCALE.to_dict(), "features": names},  # fmt: skip
+        "config": {
+            "size": asdict(size),
+            "taste": asdict(taste),
+            "photos": str(photos) if photos else "bundled",
+            "sources": [{"name": p.name, "content": p.content} for p in src],
+            "scale": PARA_SCALE.to_dict(),
+            "features": names,
+        },  # fmt: skip
         "variance_decomposition": decomposition,
         "databases": list(sr.DATABASES),
-        "counts": {"piaa_images": size.n_piaa, "database_images": size.n_db, "raters": size.n_raters,
-                   "ratings": len(ratings.ratings)},  # fmt: skip
+        "counts": {
+            "piaa_images": size.n_piaa,
+            "database_images": size.n_db,
+            "raters": size.n_raters,
+            "ratings": len(ratings.ratings),
+        },  # fmt: skip
     }
     (tmp / "world.json").write_text(json.dumps(world, indent=1))
     _swap_into_place(tmp, out)

@@ -143,7 +143,8 @@ def sample_edit(seed: int, index: int, photos: Sequence[Photo]) -> dict:
     candidates = [i for i, p in enumerate(photos) if p.content == content]
     src = candidates[rng.integers(len(candidates))]
     w, h = photos[src].image.size
-    zoom = rng.uniform(0.35, 1.0)  # crop height (or width) as a fraction of the short side
+    # crop short side as a fraction of the photo's short side (at most 2x upsampling to SHORT_SIDE)
+    zoom = rng.uniform(min(1.0, max(0.35, SHORT_SIDE / 2 / min(w, h))), 1.0)
     aspect = [4 / 3, 3 / 2, 1.0, 3 / 4, 2 / 3][rng.integers(5)]  # crop width / height
     ch = zoom * min(w, h)
     cw = ch * aspect
@@ -227,8 +228,9 @@ def attributes(img: Image.Image | np.ndarray) -> dict[str, float]:
 
     brightness: mean Rec.601 luma in [0, 1]; contrast: RMS contrast (std of luma); colorfulness: Hasler &
     Suesstrunk (2003) M3 on 0-255 values; saturation: mean HSV saturation; warmth: mean(R) - mean(B) in [-1, 1];
-    sharpness: log(1 + variance of the 4-neighbour Laplacian of 0-255 luma); noise: log(1 + Immerkaer (1996)
-    noise sigma); clipping: fraction of pixels with luma < 0.02 or > 0.98 (lost shadows/highlights).
+    sharpness: log(1 + variance of the 4-neighbour Laplacian of the 2x2-averaged 0-255 luma, minus the part
+    explained by the estimated noise); noise: log(1 + Immerkaer (1996) noise sigma); clipping: fraction of
+    pixels with luma < 0.02 or > 0.98 (lost shadows/highlights).
     """
     x = np.asarray(img, dtype=np.float32) / np.float32(255.0)
     if x.ndim == 2:
@@ -241,22 +243,28 @@ def attributes(img: Image.Image | np.ndarray) -> dict[str, float]:
     mx, mn = x.max(axis=-1), x.min(axis=-1)
     sat = np.where(mx > 1e-6, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
     y255 = y * 255
-    lap = y255[:-2, 1:-1] + y255[2:, 1:-1] + y255[1:-1, :-2] + y255[1:-1, 2:] - 4 * y255[1:-1, 1:-1]
-    # Immerkaer's mask [[1,-2,1],[-2,4,-2],[1,-2,1]] (difference of two Laplacians)
+    # Immerkaer's mask [[1,-2,1],[-2,4,-2],[1,-2,1]] (difference of two Laplacians) -> noise sigma
     m = (
         y255[:-2, :-2] + y255[:-2, 2:] + y255[2:, :-2] + y255[2:, 2:]
         - 2 * (y255[:-2, 1:-1] + y255[2:, 1:-1] + y255[1:-1, :-2] + y255[1:-1, 2:])
         + 4 * y255[1:-1, 1:-1]
     )  # fmt: skip
     hh, ww = y.shape
-    sigma = np.sqrt(np.pi / 2) * np.abs(m).sum() / (6 * (ww - 2) * (hh - 2))
+    sigma = float(np.sqrt(np.pi / 2) * np.abs(m).sum() / (6 * (ww - 2) * (hh - 2)))
+    # sharpness: Laplacian variance at half resolution (2x2 means), minus what the noise alone would give
+    # (a 4-neighbour Laplacian of white noise with sd s has variance 20 s^2), so grain is not mistaken for detail
+    h2, w2 = hh // 2, ww // 2
+    z = y255[: 2 * h2, : 2 * w2].reshape(h2, 2, w2, 2).mean(axis=(1, 3))
+    lap = z[:-2, 1:-1] + z[2:, 1:-1] + z[1:-1, :-2] + z[1:-1, 2:] - 4 * z[1:-1, 1:-1]
+    v = float(lap.var())
+    v = max(v - 20 * (sigma / 2) ** 2, 0.05 * v)
     return {
         "brightness": float(y.mean()),
         "contrast": float(y.std()),
         "colorfulness": float(colorfulness),
         "saturation": float(sat.mean()),
         "warmth": float(r.mean() - b.mean()),
-        "sharpness": float(np.log1p(lap.var())),
+        "sharpness": float(np.log1p(v)),
         "noise": float(np.log1p(sigma)),
         "clipping": float(((y < 0.02) | (y > 0.98)).mean()),
     }

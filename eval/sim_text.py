@@ -48,7 +48,7 @@ DISLIKE = ("{} annoy me", "I can't stand {}", "I dislike {}", "I'm not a fan of 
 TOLERATE = ("I don't mind {}", "{} don't bother me much", "I'm fine with {}", "I can live with {}")
 MEH = ("I'm not especially into {}", "{} don't do much for me", "I'm lukewarm about {}")
 OPENERS = ("", "", "", "Honestly, ", "When it comes to photos, ", "In short: ", "For me, ", "Personally, ")
-JOINERS = ("; ", ". ", ", and ", ". Also, ", " - and ", ". On the other hand, ")
+JOINERS = ("; ", ". ", ", and ", ". Also, ", " - and ", "; also, ")
 
 
 def keywords(feature: str) -> tuple[str, ...]:
@@ -94,6 +94,6 @@ def describe(
     text = clauses[0]
     for c in clauses[1:]:
         joiner = JOINERS[rng.integers(len(JOINERS))]
-        text += joiner + (c[0].upper() + c[1:] if joiner.startswith(".") else c)
+        text += joiner + (c[0].upper() + c[1:] if joiner == ". " else c)
     text = OPENERS[rng.integers(len(OPENERS))] + text
     return text[0].upper() + text[1:] + ".", mentioned
