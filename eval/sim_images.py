@@ -1,0 +1,305 @@
+"""Image side of the simulated taste world: source photos, recorded edits, pixel-formula attributes.
+
+* :func:`bundled_photos` - the real colour photographs that ship offline with scikit-image, scikit-learn and
+  matplotlib, each with a content label (people, animal, food, vehicle, space, flower, architecture, abstract).
+* :func:`folder_photos` - any folder of photos (``--photos DIR``); the content label is the first sub-folder name
+  (``DIR/animal/cat.jpg`` -> ``animal``) or ``photo`` for files directly in ``DIR``.
+* :func:`sample_edit` - deterministic random edit parameters (crop/composition, exposure, contrast, saturation,
+  grayscale, colour temperature, vignette, blur, noise, JPEG quality) for image number ``index``.
+* :func:`render` - apply an edit to a source photo, returning JPEG bytes (~320 px short side).
+* :func:`attributes` - classical pixel formulas on the decoded result (brightness, RMS contrast, Hasler-Suesstrunk
+  colourfulness, HSV saturation, warmth, log variance of the Laplacian, Immerkaer noise estimate, clipping).
+* :func:`make_images` - render + save + measure many images, in parallel worker processes.
+
+Everything is a pure function of (seed, index, sources), so a world rebuilds byte-identically. Library module,
+used by ``python -m eval.sim``.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from tqdm import tqdm
+
+from piaa.images import ImageDecodeError, load_image
+
+SHORT_SIDE = 320
+ATTRIBUTES = ("brightness", "contrast", "colorfulness", "saturation", "warmth", "sharpness", "noise", "clipping")
+EDIT_FIELDS = (
+    "crop_x0", "crop_y0", "crop_x1", "crop_y1", "flip", "exposure_ev", "contrast_gain", "saturation_gain",
+    "grayscale", "temperature", "vignette", "blur_sigma", "noise_sigma", "jpeg_quality",
+)  # fmt: skip
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# (name, content label, how to find it); only the real colour/grayscale photographs, no drawings or textures.
+_SKIMAGE = (
+    ("astronaut", "people", "astronaut.png"),
+    ("camera", "people", "camera.png"),
+    ("chelsea", "animal", "chelsea.png"),
+    ("coffee", "food", "coffee.png"),
+    ("rocket", "vehicle", "rocket.jpg"),
+    ("motorcycle", "vehicle", "motorcycle_left.png"),
+    ("hubble_deep_field", "space", "hubble_deep_field.jpg"),
+    ("moon", "space", "moon.png"),
+    ("immunohistochemistry", "abstract", "ihc.png"),
+    ("retina", "abstract", "retina.jpg"),
+)
+_SKLEARN = (("china", "architecture", "china.jpg"), ("flower", "flower", "flower.jpg"))
+_MATPLOTLIB = (("grace_hopper", "people", "grace_hopper.jpg"),)
+
+
+@dataclass
+class Photo:
+    name: str
+    content: str
+    image: Image.Image  # RGB
+
+
+def _shrink(img: Image.Image, max_short: int = 720) -> Image.Image:
+    """Keep sources modest so every crop still has >= SHORT_SIDE px but rendering stays fast."""
+    s = min(img.size)
+    if s <= max_short:
+        return img
+    f = max_short / s
+    return img.resize((round(img.width * f), round(img.height * f)), Image.LANCZOS)
+
+
+def bundled_photos() -> list[Photo]:
+    """The real photographs bundled with the installed scikit-image / scikit-learn / matplotlib (offline)."""
+    out: list[Photo] = []
+    try:
+        import skimage.data
+
+        for name, content, fname in _SKIMAGE:
+            path = Path(skimage.data.data_dir) / fname
+            if path.is_file():
+                out.append(Photo(name, content, _shrink(load_image(path))))
+    except ImportError:
+        pass
+    try:
+        import sklearn.datasets
+
+        folder = Path(sklearn.datasets.__file__).parent / "images"
+        for name, content, fname in _SKLEARN:
+            if (folder / fname).is_file():
+                out.append(Photo(name, content, _shrink(load_image(folder / fname))))
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+
+        folder = Path(matplotlib.get_data_path()) / "sample_data"
+        for name, content, fname in _MATPLOTLIB:
+            if (folder / fname).is_file():
+                out.append(Photo(name, content, _shrink(load_image(folder / fname))))
+    except ImportError:
+        pass
+    if not out:
+        raise RuntimeError("no bundled sample photos found (scikit-image/scikit-learn/matplotlib); use --photos DIR")
+    return out
+
+
+def folder_photos(folder: str | Path) -> list[Photo]:
+    """Every decodable photo under ``folder`` (sorted, recursive); content label = first sub-folder name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--photos {folder}: not a folder")
+    out: list[Photo] = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS and p.is_file()):
+        rel = path.relative_to(folder)
+        content = rel.parts[0].lower().replace(" ", "_") if len(rel.parts) > 1 else "photo"
+        try:
+            img = load_image(path, min_side=SHORT_SIDE)
+        except ImageDecodeError as err:
+            print(f"skipping {err}")
+            continue
+        if min(img.size) < 64:
+            print(f"skipping {path}: too small ({img.size[0]}x{img.size[1]})")
+            continue
+        name = str(rel.with_suffix("")).replace(os.sep, "_").replace(" ", "_")
+        out.append(Photo(name, content, _shrink(img)))
+    if not out:
+        raise FileNotFoundError(f"--photos {folder}: no decodable photos ({', '.join(PHOTO_EXTENSIONS)})")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ edits
+def sample_edit(seed: int, index: int, photos: Sequence[Photo]) -> dict:
+    """The recorded edit for image ``index`` of a world with ``seed``: a pure function of its arguments.
+
+    The content class is drawn uniformly first, then a photo of that class, so contents are balanced.
+    """
+    rng = np.random.default_rng([seed, 7919, index])
+    contents = sorted({p.content for p in photos})
+    content = contents[rng.integers(len(contents))]
+    candidates = [i for i, p in enumerate(photos) if p.content == content]
+    src = candidates[rng.integers(len(candidates))]
+    w, h = photos[src].image.size
+    # crop short side as a fraction of the photo's short side (at most 2x upsampling to SHORT_SIDE)
+    zoom = rng.uniform(min(1.0, max(0.35, SHORT_SIDE / 2 / min(w, h))), 1.0)
+    aspect = [4 / 3, 3 / 2, 1.0, 3 / 4, 2 / 3][rng.integers(5)]  # crop width / height
+    ch = zoom * min(w, h)
+    cw = ch * aspect
+    if cw > w:
+        ch, cw = ch * w / cw, w
+    if ch > h:
+        cw, ch = cw * h / ch, h
+    x0 = rng.uniform(0, w - cw)
+    y0 = rng.uniform(0, h - ch)
+    gray = bool(rng.random() < 0.08)
+    return {
+        "source": photos[src].name,
+        "content": content,
+        "crop_x0": round(x0 / w, 4),
+        "crop_y0": round(y0 / h, 4),
+        "crop_x1": round((x0 + cw) / w, 4),
+        "crop_y1": round((y0 + ch) / h, 4),
+        "flip": int(rng.random() < 0.5),
+        "exposure_ev": round(float(np.clip(rng.normal(0.0, 0.6), -2.0, 1.5)), 3),
+        "contrast_gain": round(float(np.clip(np.exp(rng.normal(0.0, 0.25)), 0.5, 1.8)), 3),
+        "saturation_gain": 0.0 if gray else round(float(np.clip(np.exp(rng.normal(0.0, 0.4)), 0.2, 2.4)), 3),
+        "grayscale": int(gray),
+        "temperature": round(float(np.clip(rng.normal(0.0, 0.45), -1.0, 1.0)), 3),
+        "vignette": 0.0 if rng.random() < 0.6 else round(float(rng.uniform(0.1, 0.7)), 3),
+        "blur_sigma": 0.0 if rng.random() < 0.45 else round(float(rng.uniform(0.4, 3.5)), 3),
+        "noise_sigma": 0.0 if rng.random() < 0.5 else round(float(rng.uniform(2.0, 22.0)), 2),
+        "jpeg_quality": int(rng.integers(80, 96)) if rng.random() < 0.7 else int(rng.integers(12, 80)),
+    }
+
+
+def _luma(x: np.ndarray) -> np.ndarray:
+    return x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
+
+
+def render(photo: Photo, edit: dict, seed: int, index: int) -> bytes:
+    """Apply ``edit`` to ``photo``; returns the JPEG bytes (short side ``SHORT_SIDE``)."""
+    w, h = photo.image.size
+    box = (edit["crop_x0"] * w, edit["crop_y0"] * h, edit["crop_x1"] * w, edit["crop_y1"] * h)
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    f = SHORT_SIDE / min(bw, bh)
+    size = (max(SHORT_SIDE, round(bw * f)), max(SHORT_SIDE, round(bh * f)))
+    img = photo.image.resize(size, Image.BICUBIC, box=box, reducing_gap=2.0)
+    if edit["flip"]:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    # exposure in (approximately) linear light, as a lookup table on the 8-bit values
+    lut = np.clip((np.arange(256) / 255.0) ** 2.2 * (2.0 ** edit["exposure_ev"]), 0, 1) ** (1 / 2.2)
+    img = img.point((np.round(lut * 255)).astype(np.uint8).tolist() * 3)
+    x = np.asarray(img, dtype=np.float32) / 255.0
+    # contrast around the mean luma, saturation around each pixel's luma, colour temperature: one affine map
+    m = float(_luma(x).mean())
+    c, s, t = edit["contrast_gain"], edit["saturation_gain"], edit["temperature"]
+    luma = np.array([0.299, 0.587, 0.114])
+    sat = s * np.eye(3) + (1 - s) * np.ones((3, 1)) * luma[None, :]
+    temp = np.diag([1 + 0.16 * t, 1 + 0.02 * t, 1 - 0.16 * t])
+    a = c * temp @ sat
+    b = (1 - c) * m * temp @ np.ones(3)
+    x = x @ a.T.astype(np.float32) + b.astype(np.float32)
+    if edit["vignette"] > 0:
+        hh, ww = x.shape[:2]
+        yy = ((np.arange(hh, dtype=np.float32) - hh / 2) / (hh / 2)) ** 2
+        xx = ((np.arange(ww, dtype=np.float32) - ww / 2) / (ww / 2)) ** 2
+        x = x * (1 - edit["vignette"] * np.clip((yy[:, None] + xx[None, :]) / 2, 0, 1))[..., None]
+    img = Image.fromarray((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8))
+    if edit["blur_sigma"] > 0:
+        img = img.filter(ImageFilter.GaussianBlur(radius=edit["blur_sigma"]))
+    if edit["noise_sigma"] > 0:
+        rng = np.random.default_rng([seed, 104729, index])
+        arr = np.asarray(img, dtype=np.float32)
+        sd = np.float32(edit["noise_sigma"])
+        arr = arr + rng.standard_normal(arr.shape[:2], dtype=np.float32)[..., None] * (0.6 * sd)
+        arr = arr + rng.standard_normal(arr.shape, dtype=np.float32) * (0.5 * sd)
+        img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=int(edit["jpeg_quality"]), optimize=False)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------ attributes
+def attributes(img: Image.Image | np.ndarray) -> dict[str, float]:
+    """Classical pixel-formula attributes of an RGB picture (independent of any learned model).
+
+    brightness: mean Rec.601 luma in [0, 1]; contrast: RMS contrast (std of luma); colorfulness: Hasler &
+    Suesstrunk (2003) M3 on 0-255 values; saturation: mean HSV saturation; warmth: mean(R) - mean(B) in [-1, 1];
+    sharpness: log(1 + variance of the 4-neighbour Laplacian of the 2x2-averaged 0-255 luma, minus the part
+    explained by the estimated noise); noise: log(1 + Immerkaer (1996) noise sigma); clipping: fraction of
+    pixels with luma < 0.02 or > 0.98 (lost shadows/highlights).
+    """
+    x = np.asarray(img, dtype=np.float32) / np.float32(255.0)
+    if x.ndim == 2:
+        x = np.stack([x] * 3, axis=-1)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = _luma(x)
+    rg = (r - g) * 255
+    yb = (0.5 * (r + g) - b) * 255
+    colorfulness = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
+    mx, mn = x.max(axis=-1), x.min(axis=-1)
+    sat = np.where(mx > 1e-6, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
+    y255 = y * 255
+    # Immerkaer's mask [[1,-2,1],[-2,4,-2],[1,-2,1]] (difference of two Laplacians) -> noise sigma
+    m = (
+        y255[:-2, :-2] + y255[:-2, 2:] + y255[2:, :-2] + y255[2:, 2:]
+        - 2 * (y255[:-2, 1:-1] + y255[2:, 1:-1] + y255[1:-1, :-2] + y255[1:-1, 2:])
+        + 4 * y255[1:-1, 1:-1]
+    )  # fmt: skip
+    hh, ww = y.shape
+    sigma = float(np.sqrt(np.pi / 2) * np.abs(m).sum() / (6 * (ww - 2) * (hh - 2)))
+    # sharpness: Laplacian variance at half resolution (2x2 means), minus what the noise alone would give
+    # (a 4-neighbour Laplacian of white noise with sd s has variance 20 s^2), so grain is not mistaken for detail
+    h2, w2 = hh // 2, ww // 2
+    z = y255[: 2 * h2, : 2 * w2].reshape(h2, 2, w2, 2).mean(axis=(1, 3))
+    lap = z[:-2, 1:-1] + z[2:, 1:-1] + z[1:-1, :-2] + z[1:-1, 2:] - 4 * z[1:-1, 1:-1]
+    v = float(lap.var())
+    v = max(v - 20 * (sigma / 2) ** 2, 0.05 * v)
+    return {
+        "brightness": float(y.mean()),
+        "contrast": float(y.std()),
+        "colorfulness": float(colorfulness),
+        "saturation": float(sat.mean()),
+        "warmth": float(r.mean() - b.mean()),
+        "sharpness": float(np.log1p(v)),
+        "noise": float(np.log1p(sigma)),
+        "clipping": float(((y < 0.02) | (y > 0.98)).mean()),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ batch
+_WORKER: dict = {}
+
+
+def _init_worker(photos: list[Photo], seed: int, out_dir: str) -> None:
+    _WORKER.update(photos=photos, seed=seed, out_dir=out_dir, by_name={p.name: p for p in photos})
+
+
+def _one(job: tuple[int, str]) -> dict:
+    index, fname = job
+    photos, seed = _WORKER["photos"], _WORKER["seed"]
+    edit = sample_edit(seed, index, photos)
+    data = render(_WORKER["by_name"][edit["source"]], edit, seed, index)
+    (Path(_WORKER["out_dir"]) / fname).write_bytes(data)
+    with Image.open(io.BytesIO(data)) as im:
+        attrs = attributes(im.convert("RGB"))
+    return {"image": fname, **edit, **attrs}
+
+
+def make_images(
+    jobs: Sequence[tuple[int, str]], photos: list[Photo], seed: int, out_dir: Path, *, workers: int | None = None,
+    desc: str = "images",
+) -> list[dict]:  # fmt: skip
+    """Render, save (``out_dir/fname``) and measure ``jobs = [(index, fname), ...]``; rows in job order."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if workers <= 1 or len(jobs) < 64:
+        _init_worker(photos, seed, str(out_dir))
+        return [_one(j) for j in tqdm(jobs, desc=desc, unit="img", leave=False)]
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(photos, seed, str(out_dir))) as pool:  # fmt: skip
+        return list(tqdm(pool.map(_one, jobs, chunksize=16), total=len(jobs), desc=desc, unit="img", leave=False))
