@@ -36,7 +36,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from eval.api import Benchmark, Scorer
-from eval.benchmarks import BENCHMARKS, BenchmarkNotAvailableError, list_benchmarks, load_benchmark
+from eval.benchmarks import BENCHMARKS, BenchmarkNotAvailableError, list_benchmarks, load_benchmark, world_changed
 from eval.metrics import MetricError, UserScore, aggregate, correlations
 from eval.protocols import DEFAULT_MIN_QUERY, SkipLog, count_episodes, episodes
 from eval.report import markdown, plot_per_user, variance_table
@@ -264,6 +264,9 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
                       min_query=args.min_query, progress=not args.no_progress)  # fmt: skip
     result["dropped"] = {**dropped, **result["dropped"]}
     config["eval_seconds"] = round(time.perf_counter() - t0, 2)
+    if world_changed(info):
+        config["warning"] = "the simulated world folder was rebuilt during this run: results mix two worlds; rerun"
+        print(f"[eval.run] WARNING: {config['warning']}", file=sys.stderr)
     results = build_results(benchmark, result, config, info)
     paths = write_outputs(results, out)
     label = " (SIMULATED)" if benchmark.simulated else ""

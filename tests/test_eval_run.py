@@ -1,5 +1,6 @@
 """End-to-end `python -m eval.run` on the tiny synthetic benchmark (real EfficientNet-Lite0 features)."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -95,3 +96,14 @@ def test_evaluate_fits_on_training_users_only(tmp_path):
             assert e[1] not in current  # never a training user of the fold being scored
     assert {(r.method, r.shots) for r in res["per_user"]} == {("spy", 0), ("spy", 10), ("few", 10)}
     assert {r.fold for r in res["per_user"]} == {0, 2}
+
+
+def test_world_changed_detection(tmp_path):
+    from eval.benchmarks import world_changed
+
+    (tmp_path / "world.json").write_text('{"seed": 0}')
+    info = {"world_root": str(tmp_path), "world_json_sha256": hashlib.sha256(b'{"seed": 0}').hexdigest()}
+    assert not world_changed(info)
+    (tmp_path / "world.json").write_text('{"seed": 1}')
+    assert world_changed(info)
+    assert not world_changed({})
