@@ -163,17 +163,32 @@ class SupportResidualScorer(PopulationMeanScorer):
     needs_support = True
 
     def predict(self, task: UserTask) -> np.ndarray:
-        from sklearn.linear_model import RidgeCV
-
         base = super().predict(task)
         if len(task.support_images) < 3:
             return base
         scaler = self.model[0]
         xs = scaler.transform(np.stack([self.features[i] for i in task.support_images]))
         resid = np.asarray(task.support_scores, dtype=np.float64) - self.model[-1].predict(xs)
-        personal = RidgeCV(alphas=self.alphas).fit(xs, resid)
         xq = scaler.transform(np.stack([self.features[i] for i in task.query_images]))
-        return base + personal.predict(xq)
+        return base + loo_ridge(xs, resid, xq, self.alphas)
+
+
+def loo_ridge(x: np.ndarray, y: np.ndarray, xq: np.ndarray, alphas: tuple[float, ...]) -> np.ndarray:
+    """Ridge (with intercept) fitted on the few rows ``x, y``, penalty chosen by leave-one-out error on them;
+    returns predictions for ``xq``. Dual form (n x n kernel), so cheap when n << features."""
+    mx, my = x.mean(0), float(y.mean())
+    xc, yc = x - mx, y - my
+    w, q = np.linalg.eigh(xc @ xc.T)
+    qty = q.T @ yc
+    best, best_err = None, np.inf
+    for a in alphas:
+        inv = 1.0 / (np.clip(w, 0, None) + a)
+        c = q @ (inv * qty)
+        diag = (q**2) @ inv
+        err = float(np.mean((c / diag) ** 2))
+        if err < best_err:
+            best, best_err = c, err
+    return (xq - mx) @ (xc.T @ best) + my
 
 
 class OracleScorer(Scorer):
