@@ -174,20 +174,25 @@ class SupportResidualScorer(PopulationMeanScorer):
 
 
 def loo_ridge(x: np.ndarray, y: np.ndarray, xq: np.ndarray, alphas: tuple[float, ...]) -> np.ndarray:
-    """Ridge (with intercept) fitted on the few rows ``x, y``, penalty chosen by leave-one-out error on them;
-    returns predictions for ``xq``. Dual form (n x n kernel), so cheap when n << features."""
+    """Ridge with an unpenalized intercept fitted on the few rows ``x, y``, the penalty chosen by exact
+    leave-one-out error on those rows; returns predictions for ``xq``.
+
+    Dual form: with centred ``xc = x - mean`` and ``K = xc xc^T = Q diag(w) Q^T``, the hat matrix is
+    ``H = 11^T/n + Q diag(w/(w+a)) Q^T`` and the LOO residual is ``(y - Hy)_i / (1 - H_ii)``; cheap when n << features.
+    """
+    n = len(y)
     mx, my = x.mean(0), float(y.mean())
     xc, yc = x - mx, y - my
     w, q = np.linalg.eigh(xc @ xc.T)
+    w = np.clip(w, 0, None)
     qty = q.T @ yc
     best, best_err = None, np.inf
     for a in alphas:
-        inv = 1.0 / (np.clip(w, 0, None) + a)
-        c = q @ (inv * qty)
-        diag = (q**2) @ inv
-        err = float(np.mean((c / diag) ** 2))
+        shrink = w / (w + a)
+        h_ii = (q**2) @ shrink + 1.0 / n
+        err = float(np.mean(((yc - q @ (shrink * qty)) / np.maximum(1.0 - h_ii, 1e-12)) ** 2))
         if err < best_err:
-            best, best_err = c, err
+            best, best_err = q @ (qty / (w + a)), err
     return (xq - mx) @ (xc.T @ best) + my
 
 
