@@ -121,8 +121,11 @@ def _load_sim(root: str | Path | None, quick: bool) -> tuple[Benchmark, dict]:
     path = Path(root) if root is not None else ensure_world(quick)
     if not (path / "world.json").is_file():
         raise BenchmarkNotAvailableError(f"{path}: not a simulated world folder (no world.json)")
-    world = load_world(path)
-    benchmark = world.benchmark()
+    try:
+        world = load_world(path)
+        benchmark = world.benchmark()
+    except (ValueError, OSError, KeyError) as err:  # SchemaError is a ValueError
+        raise BenchmarkNotAvailableError(f"{path}: cannot load the simulated world: {err}") from None
     benchmark.simulated = True
     raw = (path / "world.json").read_bytes()
     meta = json.loads(raw)
