@@ -23,6 +23,8 @@ A factory may accept any of the run-context keywords ``seed``, ``cache_dir``, ``
 ``benchmark_name``, ``progress``; ``python -m eval.run`` passes those that the factory's signature names (all of
 them if it takes ``**kwargs``). Scorers set ``needs_support = True`` to run only in few-shot; zero-shot scorers run
 at every shot count (they ignore the support set), so they share the results table with the few-shot ones.
+``fit`` runs once per fold (for all shot counts); ``eval.protocols.fold_key(train_users)`` names a per-fold
+checkpoint. A scorer that raises is dropped from the run with its reason recorded; the others' results stay.
 
 Library module, no entry point (see ``python -m eval.run``).
 """
