@@ -7,6 +7,7 @@ Per-dataset metadata is data (``BenchmarkSpec``); loading real datasets goes thr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,14 @@ def load_benchmark(name: str, root: str | Path | None = None, *, quick: bool = F
     return benchmark, {"citation": spec.citation}
 
 
+def world_changed(info: dict) -> bool:
+    """True if the simulated world folder was rebuilt since :func:`load_benchmark` read it (mixed-state run)."""
+    if not info.get("world_root") or not info.get("world_json_sha256"):
+        return False
+    wfile = Path(info["world_root"]) / "world.json"
+    return not wfile.is_file() or hashlib.sha256(wfile.read_bytes()).hexdigest() != info["world_json_sha256"]
+
+
 def _load_sim(root: str | Path | None, quick: bool) -> tuple[Benchmark, dict]:
     try:
         from eval.sim import ensure_world, load_world
@@ -112,11 +121,16 @@ def _load_sim(root: str | Path | None, quick: bool) -> tuple[Benchmark, dict]:
     path = Path(root) if root is not None else ensure_world(quick)
     if not (path / "world.json").is_file():
         raise BenchmarkNotAvailableError(f"{path}: not a simulated world folder (no world.json)")
-    world = load_world(path)
-    benchmark = world.benchmark()
+    try:
+        world = load_world(path)
+        benchmark = world.benchmark()
+    except (ValueError, OSError, KeyError) as err:  # SchemaError is a ValueError
+        raise BenchmarkNotAvailableError(f"{path}: cannot load the simulated world: {err}") from None
     benchmark.simulated = True
-    meta = json.loads((path / "world.json").read_text())
+    raw = (path / "world.json").read_bytes()
+    meta = json.loads(raw)
     info = {
+        "world_json_sha256": hashlib.sha256(raw).hexdigest(),
         "world_root": str(path),
         "world_seed": meta.get("seed"),
         "world_config": meta.get("config"),

@@ -84,6 +84,11 @@ def stable_int(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little") >> 1
 
 
+def fold_key(train_users: Sequence[str]) -> str:
+    """A short stable id of a fold's training-user set, e.g. to name a per-fold checkpoint in a scorer's ``fit``."""
+    return f"{stable_int('|'.join(sorted(map(str, train_users)))) % 16**12:012x}"
+
+
 def episode_rng(seed: int, user: str, repeat: int) -> np.random.Generator:
     """The generator for one (seed, user, repeat): the same on every machine and in every run."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), stable_int(str(user)), int(repeat)]))

@@ -70,6 +70,8 @@ def markdown(results: dict) -> str:
     if results.get("simulated"):
         out += ["> **Simulated**: these numbers come from a simulated world of raters; they are not "
                 "results on real raters.", ""]  # fmt: skip
+    if cfg.get("warning"):
+        out += [f"> **Warning**: {cfg['warning']}", ""]
     out += [
         f"Protocol: zero-shot = user-disjoint folds, all of a test user's ratings are the query; k-shot = k support "
         f"images drawn uniformly per (seed, user, repeat), the rest are the query. Folds {cfg['folds']}, "

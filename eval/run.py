@@ -30,14 +30,15 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from eval.api import Benchmark, Scorer
-from eval.benchmarks import BENCHMARKS, BenchmarkNotAvailableError, list_benchmarks, load_benchmark
-from eval.metrics import MetricError, UserScore, aggregate, correlations
+from eval.benchmarks import BENCHMARKS, BenchmarkNotAvailableError, list_benchmarks, load_benchmark, world_changed
+from eval.metrics import UserScore, aggregate, correlations
 from eval.protocols import DEFAULT_MIN_QUERY, SkipLog, count_episodes, episodes
 from eval.report import markdown, plot_per_user, variance_table
 from eval.scorers import BASELINES, ScorerNotAvailableError, create_scorer, list_scorers
@@ -81,7 +82,8 @@ def evaluate(
 ) -> dict:
     """Run the protocols; returns ``{"per_user": [UserScore], "skips": SkipLog, "scorers": {...}, "dropped": {...}}``.
 
-    A scorer whose ``fit`` fails is dropped for the rest of the run (reason recorded), the others go on.
+    A scorer whose ``fit`` or ``predict`` raises (or returns unusable predictions) is dropped for the rest of the
+    run with the reason recorded and its partial records discarded; the others go on.
     """
     records: list[UserScore] = []
     skips = SkipLog()
@@ -89,16 +91,25 @@ def evaluate(
             for s in scorers}  # fmt: skip
     dropped: dict[str, str] = {}
     active = list(scorers)
+
+    def drop(s: Scorer, where: str, err: Exception) -> None:
+        """Drop a failing scorer for the rest of the run and discard its partial records (no half-evaluated rows)."""
+        tb = traceback.extract_tb(err.__traceback__)
+        at = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+        dropped[s.name] = f"{where}: {type(err).__name__}: {err}{at}"
+        if s in active:
+            active.remove(s)
+        records[:] = [r for r in records if r.method != s.name]
+        print(f"[eval.run] dropping scorer {s.name}: {dropped[s.name]}", file=sys.stderr)
+
     for f in folds:
         train_users = sorted(map(str, benchmark.folds[f][0]))
         for s in list(active):
             t0 = time.perf_counter()
             try:
                 s.fit(benchmark, train_users)
-            except (ScorerNotAvailableError, RuntimeError, ValueError, KeyError, OSError) as err:
-                dropped[s.name] = f"fit failed on fold {f}: {type(err).__name__}: {err}"
-                active.remove(s)
-                print(f"[eval.run] dropping scorer {s.name}: {dropped[s.name]}", file=sys.stderr)
+            except Exception as err:  # noqa: BLE001 - one broken scorer must not lose the others' results
+                drop(s, f"fit failed on fold {f}", err)
             cost[s.name]["fit_seconds"] += time.perf_counter() - t0
         for k in shots:
             run_here = [s for s in active if k > 0 or not s.needs_support]
@@ -108,14 +119,17 @@ def evaluate(
             bar = tqdm(total=total, desc=f"fold {f} {k}-shot", unit="ep", disable=not progress, leave=False)
             for ep in episodes(benchmark, shots=k, repeats=repeats, seed=seed, folds=[f], min_query=min_query,
                                skips=skips):  # fmt: skip
-                for s in run_here:
+                for s in list(run_here):
                     t0 = time.perf_counter()
-                    pred = s.predict(ep.task)
-                    cost[s.name]["predict_seconds"] += time.perf_counter() - t0
                     try:
+                        pred = s.predict(ep.task)
                         srocc, plcc, note = correlations(pred, ep.query_scores)
-                    except MetricError as err:
-                        raise RunError(f"scorer {s.name}, user {ep.task.user}, {k}-shot: {err}") from None
+                    except Exception as err:  # noqa: BLE001 - MetricError (wrong length, NaN) or a scorer bug
+                        drop(s, f"predict failed on fold {f}, user {ep.task.user}, {k}-shot", err)
+                        run_here.remove(s)
+                        continue
+                    finally:
+                        cost[s.name]["predict_seconds"] += time.perf_counter() - t0
                     records.append(UserScore(s.name, k, f, ep.task.user, ep.task.repeat, len(ep.query_scores),
                                              srocc, plcc, note))  # fmt: skip
                 bar.update(1)
@@ -264,6 +278,9 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
                       min_query=args.min_query, progress=not args.no_progress)  # fmt: skip
     result["dropped"] = {**dropped, **result["dropped"]}
     config["eval_seconds"] = round(time.perf_counter() - t0, 2)
+    if world_changed(info):
+        config["warning"] = "the simulated world folder was rebuilt during this run: results mix two worlds; rerun"
+        print(f"[eval.run] WARNING: {config['warning']}", file=sys.stderr)
     results = build_results(benchmark, result, config, info)
     paths = write_outputs(results, out)
     label = " (SIMULATED)" if benchmark.simulated else ""

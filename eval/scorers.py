@@ -23,6 +23,8 @@ A factory may accept any of the run-context keywords ``seed``, ``cache_dir``, ``
 ``benchmark_name``, ``progress``; ``python -m eval.run`` passes those that the factory's signature names (all of
 them if it takes ``**kwargs``). Scorers set ``needs_support = True`` to run only in few-shot; zero-shot scorers run
 at every shot count (they ignore the support set), so they share the results table with the few-shot ones.
+``fit`` runs once per fold (for all shot counts); ``eval.protocols.fold_key(train_users)`` names a per-fold
+checkpoint. A scorer that raises is dropped from the run with its reason recorded; the others' results stay.
 
 Library module, no entry point (see ``python -m eval.run``).
 """
@@ -163,17 +165,37 @@ class SupportResidualScorer(PopulationMeanScorer):
     needs_support = True
 
     def predict(self, task: UserTask) -> np.ndarray:
-        from sklearn.linear_model import RidgeCV
-
         base = super().predict(task)
         if len(task.support_images) < 3:
             return base
         scaler = self.model[0]
         xs = scaler.transform(np.stack([self.features[i] for i in task.support_images]))
         resid = np.asarray(task.support_scores, dtype=np.float64) - self.model[-1].predict(xs)
-        personal = RidgeCV(alphas=self.alphas).fit(xs, resid)
         xq = scaler.transform(np.stack([self.features[i] for i in task.query_images]))
-        return base + personal.predict(xq)
+        return base + loo_ridge(xs, resid, xq, self.alphas)
+
+
+def loo_ridge(x: np.ndarray, y: np.ndarray, xq: np.ndarray, alphas: tuple[float, ...]) -> np.ndarray:
+    """Ridge with an unpenalized intercept fitted on the few rows ``x, y``, the penalty chosen by exact
+    leave-one-out error on those rows; returns predictions for ``xq``.
+
+    Dual form: with centred ``xc = x - mean`` and ``K = xc xc^T = Q diag(w) Q^T``, the hat matrix is
+    ``H = 11^T/n + Q diag(w/(w+a)) Q^T`` and the LOO residual is ``(y - Hy)_i / (1 - H_ii)``; cheap when n << features.
+    """
+    n = len(y)
+    mx, my = x.mean(0), float(y.mean())
+    xc, yc = x - mx, y - my
+    w, q = np.linalg.eigh(xc @ xc.T)
+    w = np.clip(w, 0, None)
+    qty = q.T @ yc
+    best, best_err = None, np.inf
+    for a in alphas:
+        shrink = w / (w + a)
+        h_ii = (q**2) @ shrink + 1.0 / n
+        err = float(np.mean(((yc - q @ (shrink * qty)) / np.maximum(1.0 - h_ii, 1e-12)) ** 2))
+        if err < best_err:
+            best, best_err = q @ (qty / (w + a)), err
+    return (xq - mx) @ (xc.T @ best) + my
 
 
 class OracleScorer(Scorer):

@@ -103,3 +103,11 @@ def test_overlapping_fold_rejected(bench):
         list(episodes(bad, shots=0))
     with pytest.raises(ValueError, match="no fold 7"):
         list(episodes(bench, shots=0, folds=[7]))
+
+
+def test_fold_key_stable_and_order_free(bench):
+    from eval.protocols import fold_key
+
+    a, b = bench.folds[0][0], bench.folds[1][0]
+    assert fold_key(a) == fold_key(list(reversed(a))) and fold_key(a) != fold_key(b)
+    assert len(fold_key(a)) == 12

@@ -1,5 +1,6 @@
 """End-to-end `python -m eval.run` on the tiny synthetic benchmark (real EfficientNet-Lite0 features)."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -95,3 +96,47 @@ def test_evaluate_fits_on_training_users_only(tmp_path):
             assert e[1] not in current  # never a training user of the fold being scored
     assert {(r.method, r.shots) for r in res["per_user"]} == {("spy", 0), ("spy", 10), ("few", 10)}
     assert {r.fold for r in res["per_user"]} == {0, 2}
+
+
+def test_world_changed_detection(tmp_path):
+    from eval.benchmarks import world_changed
+
+    (tmp_path / "world.json").write_text('{"seed": 0}')
+    info = {"world_root": str(tmp_path), "world_json_sha256": hashlib.sha256(b'{"seed": 0}').hexdigest()}
+    assert not world_changed(info)
+    (tmp_path / "world.json").write_text('{"seed": 1}')
+    assert world_changed(info)
+    assert not world_changed({})
+
+
+def test_failing_scorer_is_dropped_others_kept(tmp_path):
+    from eval.api import Scorer
+    from eval.run import evaluate
+    from eval.synthetic import make_benchmark
+
+    bench = make_benchmark(tmp_path, n_users=6, n_images=30, n_folds=2, write_images=False)
+
+    class Good(Scorer):
+        name = "good"
+
+        def predict(self, task):
+            return np.arange(len(task.query_images), dtype=float)
+
+    class WrongLength(Good):
+        name = "wrong-length"
+
+        def predict(self, task):
+            return np.zeros(3)
+
+    class BadFit(Good):
+        name = "bad-fit"
+
+        def fit(self, benchmark, train_users):
+            raise FileNotFoundError("checkpoint.safetensors")
+
+    res = evaluate(bench, [Good(), WrongLength(), BadFit()], shots=[0], repeats=1, seed=0, folds=[0, 1],
+                   progress=False)  # fmt: skip
+    assert {r.method for r in res["per_user"]} == {"good"}
+    assert len(res["per_user"]) == 6
+    assert "predict failed" in res["dropped"]["wrong-length"] and "predictions for" in res["dropped"]["wrong-length"]
+    assert "fit failed on fold 0" in res["dropped"]["bad-fit"] and "checkpoint" in res["dropped"]["bad-fit"]

@@ -142,3 +142,22 @@ def test_support_residual_uses_support_and_beats_population(bench, fake_features
     e = eps[0]
     e.task.support_images, e.task.support_scores = [], np.zeros(0)
     np.testing.assert_allclose(sr_.predict(e.task), pm.predict(e.task))
+
+
+def test_loo_ridge_matches_brute_force():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(2)
+    x, xq = rng.normal(size=(12, 40)), rng.normal(size=(5, 40))
+    y = x[:, :5].sum(1) * 0.5 + rng.normal(0, 0.3, 12) + 3.0
+    alphas = (0.1, 1.0, 10.0, 100.0, 1000.0, 1e4, 1e5)
+    errs = []
+    for a in alphas:  # brute-force leave-one-out, intercept refitted each time
+        e = [
+            y[i] - Ridge(alpha=a).fit(np.delete(x, i, 0), np.delete(y, i)).predict(x[i : i + 1])[0] for i in range(12)
+        ]
+        errs.append(np.mean(np.square(e)))
+    a_best = alphas[int(np.argmin(errs))]
+    assert a_best not in (alphas[0], alphas[-1])  # an interior choice, so the test can tell the penalties apart
+    expected = Ridge(alpha=a_best).fit(x, y).predict(xq)
+    np.testing.assert_allclose(sc.loo_ridge(x, y, xq, alphas), expected, rtol=1e-6, atol=1e-8)
