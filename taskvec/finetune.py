@@ -42,7 +42,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts" / "efficientnet-lite
 
 @dataclass
 class FinetuneConfig:
-    epochs: int = 12
+    epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-3  # head learning rate
     tail_lr_mult: float = 0.1  # the pretrained tail moves slower than the fresh head
@@ -77,7 +77,9 @@ def predict_from_trunk(model: ScoringModel, feats: torch.Tensor, batch_size: int
     was = model.training
     model.eval()
     dev = next(model.head.parameters()).device
-    out = [model(feats[i : i + batch_size].to(dev).float(), stage="trunk").cpu() for i in range(0, len(feats), batch_size)]
+    out = [
+        model(feats[i : i + batch_size].to(dev).float(), stage="trunk").cpu() for i in range(0, len(feats), batch_size)
+    ]
     model.train(was)
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
@@ -136,7 +138,9 @@ def train_task_model(
     bar = tqdm(total=total, initial=state["epoch"] * steps_per_epoch, desc=desc, disable=not progress, leave=False)
     last = config.epochs if stop_after is None else min(config.epochs, state["epoch"] + stop_after)
     for epoch in range(state["epoch"], last):
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)  # same order whether resumed or not
+        # data order and dropout depend only on (seed, epoch): a resumed run continues exactly like an unbroken one
+        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        torch.manual_seed(config.seed * 100_003 + epoch)
         loader = acc.prepare_data_loader(
             torch.utils.data.DataLoader(ds, batch_size=config.batch_size, shuffle=True, generator=gen)
         )
@@ -219,18 +223,18 @@ def finetune_databases(
         feats = model.trunk_features(paths, cache=cache_dir / f"trunk-{db}.safetensors", progress=progress)
         model.load_state_dict(base, strict=False)
         torch.manual_seed(config.seed)
-        metrics = train_task_model(model, feats, y, config, ckpt_dir=cache_dir / f"ckpt-{db}-{run_tag}", progress=progress,
-                                   desc=f"finetune {db}")  # fmt: skip
+        ckpt = cache_dir / f"ckpt-{db}-{run_tag}"
+        metrics = train_task_model(model, feats, y, config, ckpt_dir=ckpt, progress=progress, desc=f"finetune {db}")
         tv = TaskVector.from_states(base, model.trainable_state())
+        summary = {k: v for k, v in metrics.items() if k != "history"} | {"train_s": time.time() - t0}
         cfg = TaskVectorConfig(database=db, backbone=backbone.to_dict(), base_fingerprint=fp,
-                               scale=table.scale.to_dict(), n_train=metrics["n_train"],
-                               metrics={k: v for k, v in metrics.items() if k != "history"} | {"train_s": time.time() - t0},
+                               scale=table.scale.to_dict(), n_train=metrics["n_train"], metrics=summary,
                                simulated=simulated, note=note)  # fmt: skip
         save_task_vector(tv, cfg, out)
         results[db] = cfg.metrics
+        kind = "simulated" if simulated else "real"
         print(f"{db}: {len(paths)} images, best epoch {metrics['best_epoch']}, held-out SROCC "
-              f"{metrics['best_val_srocc']:.3f} ({'simulated' if simulated else 'real'} data), {time.time() - t0:.0f} s",
-              flush=True)  # fmt: skip
+              f"{metrics['best_val_srocc']:.3f} ({kind} data), {time.time() - t0:.0f} s", flush=True)  # fmt: skip
     manifest = {"backbone": backbone.to_dict(), "base_fingerprint": fp, "databases": sorted(databases),
                 "finetune": asdict(config), "simulated": simulated, "note": note, "results": results}  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -264,7 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=FinetuneConfig.lr)
     ap.add_argument("--max-images", type=int, default=None)
     ap.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
-    ap.add_argument("--cache-dir", default=None, help="trunk-feature cache and checkpoints (default: $PIAA_CACHE_DIR/taskvec/<out name>)")
+    ap.add_argument(
+        "--cache-dir",
+        default=None,
+        help="trunk-feature cache and checkpoints (default: $PIAA_CACHE_DIR/taskvec/<out name>)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

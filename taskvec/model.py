@@ -80,7 +80,9 @@ class PersonalizedUser:
         folder = Path(folder)
         for f in ("alpha.safetensors", "user.json"):
             if not (folder / f).is_file():
-                raise FileNotFoundError(f"{folder / f}: missing (a personalized user is alpha.safetensors + user.json)")
+                raise FileNotFoundError(
+                    f"{folder / f}: missing (a personalized user is alpha.safetensors + user.json)"
+                )
         config = UserConfig(**json.loads((folder / "user.json").read_text()))
         alpha = load_file(str(folder / "alpha.safetensors"))["alpha"]
         if tuple(alpha.shape) != (len(config.groups), len(config.tasks)):

@@ -11,7 +11,9 @@ target 0.5 for tied ratings, scores ``s`` on the user's scale:
   trunk output (exact: the trunk is frozen and identical in every task model), nothing else is cached.
 * ``fast`` - the project's recipe: the same init and loss, but (1) one alpha per (module, task) ("block-wise", e.g.
   4 blocks instead of 7 tensors for EfficientNet-Lite0), (2) every pair of the support set every step (full
-  batch), (3) L-BFGS with a strong-Wolfe line search for a fixed small budget instead of 500 AdamW steps, and
+  batch), (3) L-BFGS with a strong-Wolfe line search for a fixed small budget (10 iterations) instead of 500
+  AdamW steps, with an L2 pull of alpha towards its init (weight 0.1, fixed a priori) so the line search cannot
+  run off along the "spread the scores" direction the BT loss rewards, and
   (4) cached frozen computation beyond the trunk: when the tail starts with a linear op (Lite0's 1x1 conv_head),
   ``x @ (W0 + sum_t a_t tau_t) = x @ W0 + sum_t a_t (x @ tau_t)``, so the T+1 products are computed once per
   user and each step only mixes them (exact, not an approximation). Above ``cache_max_images`` support images it
@@ -133,7 +135,9 @@ def check_support(feats: torch.Tensor, scores) -> np.ndarray:
         raise ValueError(f"support: personalization needs at least 2 rated images, got {len(y)}")
     bad = np.flatnonzero(~np.isfinite(y))
     if len(bad):
-        raise ValueError(f"support: score(s) at position(s) {bad[:10].tolist()} are NaN/inf; every image needs a rating")
+        raise ValueError(
+            f"support: score(s) at position(s) {bad[:10].tolist()} are NaN/inf; every image needs a rating"
+        )
     return y
 
 
@@ -215,14 +219,15 @@ class _FirstLinearCache:
         return (flat[0] + a @ flat[1:]).reshape(st.shape[1:])
 
 
-def _pairwise_loss(s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    iu = torch.triu_indices(len(y), len(y), offset=1)
+def _pairwise_loss(s: torch.Tensor, y: torch.Tensor, iu: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean BT loss over all pairs i < j (``iu``: precomputed ``triu_indices``)."""
+    iu = torch.triu_indices(len(y), len(y), offset=1) if iu is None else iu
     return bt_loss(s[iu[0]], s[iu[1]], y[iu[0]], y[iu[1]])
 
 
 def fit_fast(
     ts: TaskSet, feats: torch.Tensor, scores, *, score_range: float = 1.0, optimizer: str = "lbfgs", steps: int = 60,
-    lr: float = 0.05, max_iter: int = 15, l2: float = 0.1, blockwise: bool = True, cache_max_images: int = 256,
+    lr: float = 0.05, max_iter: int = 10, l2: float = 0.1, blockwise: bool = True, cache_max_images: int = 256,
     minibatch: int = 128, seed: int = 0,
 ) -> FitResult:  # fmt: skip
     """The fast recipe (see module docstring). ``feats`` are cached trunk outputs of the support images."""
@@ -263,13 +268,14 @@ def fit_fast(
     else:
         opt = torch.optim.Adam([alpha], lr=lr)
     n_eval = 0
+    iu_full = torch.triu_indices(len(y), len(y), offset=1) if full else None
 
     def closure() -> torch.Tensor:
         nonlocal n_eval
         n_eval += 1
         idx = None if full else torch.randperm(len(y), generator=gen)[:minibatch]
         s = forward(alpha, idx) * score_range
-        loss = _pairwise_loss(s, y if idx is None else y[idx])
+        loss = _pairwise_loss(s, y, iu_full) if idx is None else _pairwise_loss(s, y[idx])
         if l2:
             loss = loss + l2 * (alpha - a0).pow(2).sum()
         opt.zero_grad(set_to_none=True)
