@@ -1,0 +1,311 @@
+"""Image-scoring backbones behind one registry: a frozen trunk, a fine-tuned tail and a K-bin score head.
+
+Every task model is ``head(tail(trunk(pixels)))``. Only the tail and head are fine-tuned, so
+
+* task vectors hold only tail + head tensors (compact: "only tensors that fine-tuning changes");
+* the trunk is identical in theta_0, every task model and every merged user model, so its output is computed once
+  per image and cached (:meth:`ScoringModel.trunk_features`) for fine-tuning, per-user fitting and scoring.
+
+Registry (``BACKBONES``, :func:`create_backbone`, :func:`list_backbones`):
+
+* ``efficientnet-lite0`` (embedded default, real ImageNet weights from piaa): trunk = stem + MBConv blocks,
+  tail = the last ``tail`` MBConv blocks (default 0) + the 1x1 ``conv_head`` (320->1280) + its BatchNorm. With
+  ``tail=0`` the tail's first op is linear in its weight, which the fast per-user recipe exploits.
+* ``clip-vit-b16`` / ``clip-vit-l14`` (``openai/clip-vit-base-patch16`` / ``-large-patch14``) and any local
+  CLIP/SigLIP directory: trunk = patch embeddings + all but the last ``tail`` (default 2) transformer layers, tail =
+  those layers + the final LayerNorm on the CLS token. Weights come from a local dir or the HF cache (piaa).
+
+BatchNorm always uses its frozen running statistics (eval-mode BN, also while fine-tuning: small data).
+Library module, no entry point.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taskvec.head import ScoreHead
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "efficientnet-lite0"  # registry name, local directory or HF id
+    tail: int | None = None  # lite0: extra MBConv blocks before conv_head (default 0); CLIP: last layers (default 2)
+    image_size: int | None = None  # input resolution; None = the encoder's own (224 for lite0)
+    head_bins: int = 10
+    head_hidden: int = 256
+    head_dropout: float = 0.1
+    head_seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BackboneConfig:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+# ------------------------------------------------------------------------------------------- EfficientNet
+class LiteTrunk(nn.Module):
+    def __init__(self, net, n_blocks: int):
+        super().__init__()
+        self._conv_stem, self._bn0 = net._conv_stem, net._bn0
+        self._blocks = nn.ModuleList(list(net._blocks)[:n_blocks])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for b in self._blocks:
+            x = b(x)
+        return x
+
+
+class LiteTail(nn.Module):
+    """Trailing MBConv blocks + 1x1 conv_head + BN (frozen stats) + ReLU6 + global average pool -> (B, 1280)."""
+
+    def __init__(self, net, n_blocks: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(list(net._blocks)[len(net._blocks) - n_blocks :] if n_blocks else [])
+        self.conv_head, self.bn = net._conv_head, net._bn1
+        # the fast recipe caches x @ W for every task's W when the tail starts with this linear op
+        self.first_linear = None if n_blocks else "conv_head.weight"
+
+    def first(self, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) trunk output -> (B, H*W, 1280) output of the 1x1 conv with ``weight`` (linear in it)."""
+        tokens = h.flatten(2).transpose(1, 2).float()  # (B, P, C)
+        return tokens @ weight.flatten(1).t().float()
+
+    def rest(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, P, 1280) conv_head output -> pooled (B, 1280): frozen-stat BN, ReLU6, mean over positions."""
+        b, p, c = y.shape
+        bn = self.bn
+        z = F.batch_norm(y.reshape(b * p, c), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        return F.relu6(z).reshape(b, p, c).mean(dim=1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for blk in self.blocks:
+            h = blk(h)
+        return self.rest(self.first(h, self.conv_head.weight))
+
+
+def _lite0(tail: int | None):
+    from piaa.models import create_vision_encoder
+
+    enc = create_vision_encoder("efficientnet-lite0", freeze=False)
+    n = 0 if tail is None else int(tail)
+    total = len(enc.net._blocks)
+    if not 0 <= n < total:
+        raise ValueError(f"efficientnet-lite0: tail must be in 0..{total - 1} MBConv blocks, got {n}")
+    return enc, LiteTrunk(enc.net, total - n), LiteTail(enc.net, n), enc.net.feature_dim
+
+
+# ------------------------------------------------------------------------------------------------- CLIP
+class ViTTrunk(nn.Module):
+    def __init__(self, vm, n_layers: int):
+        super().__init__()
+        self.embeddings, self.pre_layrnorm = vm.embeddings, getattr(vm, "pre_layrnorm", None)
+        self.layers = nn.ModuleList(list(vm.encoder.layers)[:n_layers])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embeddings(x.to(self.embeddings.patch_embedding.weight.dtype))
+        if self.pre_layrnorm is not None:
+            h = self.pre_layrnorm(h)
+        for layer in self.layers:
+            h = layer(h, None)
+        return h
+
+
+class ViTTail(nn.Module):
+    first_linear = None
+
+    def __init__(self, vm, n_layers: int):
+        super().__init__()
+        layers = list(vm.encoder.layers)
+        self.layers = nn.ModuleList(layers[len(layers) - n_layers :])
+        self.post_layernorm = vm.post_layernorm
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            h = layer(h, None)
+        return self.post_layernorm(h[:, 0])
+
+
+def _clip(name: str, tail: int | None):
+    from piaa.models import create_vision_encoder
+
+    enc = create_vision_encoder(name, freeze=False)
+    vm = getattr(enc.model, "vision_model", enc.model)
+    total = len(vm.encoder.layers)
+    n = 2 if tail is None else int(tail)
+    if not 1 <= n <= total:
+        raise ValueError(f"{name}: tail must be 1..{total} transformer layers, got {n}")
+    return enc, ViTTrunk(vm, total - n), ViTTail(vm, n), enc.token_dim
+
+
+BACKBONES: dict[str, Callable] = {
+    "efficientnet-lite0": _lite0,
+    "clip-vit-b16": lambda tail: _clip("openai/clip-vit-base-patch16", tail),
+    "clip-vit-l14": lambda tail: _clip("openai/clip-vit-large-patch14", tail),
+}
+
+
+def list_backbones() -> list[str]:
+    return sorted(BACKBONES)
+
+
+# ------------------------------------------------------------------------------------------- the model
+class _TrunkEncoder(nn.Module):
+    """Adapter so :func:`piaa.features.encode_images` can cache trunk outputs (``tokens`` = trunk output)."""
+
+    def __init__(self, model: ScoringModel):
+        super().__init__()
+        self.trunk, self.encoder = model.trunk, model.encoder
+        self.name = f"taskvec-trunk-{model.config.name.replace('/', '_')}-{model.trunk_fingerprint()[:12]}"
+        self.image_size = model.encoder.image_size
+
+    def preprocess(self, images):
+        return self.encoder.preprocess(images)
+
+    def forward(self, x: torch.Tensor):
+        from piaa.vision import VisionOutput
+
+        h = self.trunk(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+        return VisionOutput(tokens=h, pooled=h.flatten(1)[:, :1])
+
+
+def _fingerprint(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        v = tensors[k].detach().to("cpu", torch.float32).contiguous()
+        h.update(f"{k}|{tuple(v.shape)}|".encode())
+        h.update(v.numpy().tobytes())
+    return h.hexdigest()
+
+
+class ScoringModel(nn.Module):
+    """``head(tail(trunk(x)))``; ``forward(x, stage=...)`` enters at ``"pixels"``, ``"trunk"`` or ``"first"``.
+
+    Returns the expected normalised score in [0, 1] (B,). Only ``tail.*`` and ``head.*`` are trainable.
+    """
+
+    def __init__(self, config: BackboneConfig, encoder, trunk: nn.Module, tail: nn.Module, dim: int):
+        super().__init__()
+        self.config = config
+        # owns preprocess(); its modules are shared with trunk/tail, so it is kept out of the module tree
+        object.__setattr__(self, "encoder", encoder)
+        self.trunk, self.tail = trunk, tail
+        self.head = ScoreHead(dim, config.head_bins, config.head_hidden, config.head_dropout, config.head_seed)
+        self.trunk.eval().requires_grad_(False)
+        self._trunk_fp: str | None = None
+
+    @property
+    def image_size(self) -> int:
+        return self.encoder.image_size
+
+    def train(self, mode: bool = True) -> ScoringModel:
+        super().train(mode)
+        self.trunk.eval()  # frozen trunk: BN statistics and dropout fixed
+        return self
+
+    def trainable_names(self) -> list[str]:
+        return [n for n, p in self.named_parameters() if n.startswith(("tail.", "head."))]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        params = dict(self.named_parameters())
+        return {n: params[n].detach().clone() for n in self.trainable_names()}
+
+    def forward(self, x: torch.Tensor, stage: str = "pixels") -> torch.Tensor:
+        if stage == "pixels":
+            x = self.trunk(x)
+            stage = "trunk"
+        if stage == "trunk":
+            pooled = self.tail(x)
+        elif stage == "first":
+            pooled = self.tail.rest(x)
+        else:
+            raise ValueError(f"stage must be 'pixels', 'trunk' or 'first', got {stage!r}")
+        return self.head(pooled.float())
+
+    # ------------------------------------------------------------------ identity of theta_0
+    def fingerprint(self) -> str:
+        """sha256 of theta_0 as this model holds it (trunk + tail + head, all floating tensors)."""
+        return _fingerprint({k: v for k, v in self.state_dict().items() if v.is_floating_point()})
+
+    def trunk_fingerprint(self) -> str:
+        if self._trunk_fp is None:
+            self._trunk_fp = _fingerprint(dict(self.trunk.state_dict()))
+        return self._trunk_fp
+
+    # ------------------------------------------------------------------ cached frozen computation
+    @torch.inference_mode()
+    def trunk_features(
+        self,
+        paths: Sequence[str | os.PathLike],
+        *,
+        cache: str | os.PathLike | None = None,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Trunk outputs for image files (fp16, row i = paths[i]); cached in a safetensors file if ``cache``."""
+        from piaa.features import encode_images
+
+        self.trunk.to(memory_format=torch.channels_last)
+        enc = _TrunkEncoder(self)
+        out = encode_images(enc, paths, keep=("tokens",), batch_size=batch_size, cache=cache, progress=progress)
+        return out["tokens"]
+
+    @torch.inference_mode()
+    def fold_batchnorm(self) -> ScoringModel:
+        """Fold every frozen-statistics BatchNorm of the trunk into the preceding conv (inference speed).
+
+        The trunk keeps its pre-folding fingerprint (same function), so feature caches stay valid.
+        """
+        self.trunk_fingerprint()
+        fold_trunk_batchnorm(self.trunk)
+        return self
+
+
+def fold_trunk_batchnorm(trunk: nn.Module) -> nn.Module:
+    """In place: conv -> BN pairs of an EfficientNet trunk become one conv with bias (eval-mode equivalent)."""
+    pairs = [("_conv_stem", "_bn0")] if hasattr(trunk, "_conv_stem") else []
+    mods = [trunk] + list(getattr(trunk, "_blocks", []))
+    for m in mods:
+        for conv_name, bn_name in pairs + [("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
+                                           ("_project_conv", "_bn2")]:  # fmt: skip
+            conv, bn = getattr(m, conv_name, None), getattr(m, bn_name, None)
+            if conv is None or not isinstance(bn, nn.BatchNorm2d):
+                continue
+            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight = nn.Parameter((conv.weight * s.view(-1, 1, 1, 1)).detach(), requires_grad=False)
+            b0 = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.bias = nn.Parameter(((b0 - bn.running_mean) * s + bn.bias).detach(), requires_grad=False)
+            setattr(m, bn_name, nn.Identity())
+        pairs = []
+    return trunk
+
+
+def create_backbone(config: BackboneConfig | str | None = None) -> ScoringModel:
+    """theta_0: the pretrained backbone split into trunk/tail plus the seeded initial head."""
+    if config is None or isinstance(config, str):
+        config = BackboneConfig(name=config or "efficientnet-lite0")
+    if config.name in BACKBONES:
+        enc, trunk, tail, dim = BACKBONES[config.name](config.tail)
+    elif Path(config.name).expanduser().is_dir() or "/" in config.name:
+        enc, trunk, tail, dim = _clip(config.name, config.tail)
+    else:
+        raise ValueError(f"unknown backbone {config.name!r}; registered: {list_backbones()} or a local CLIP dir")
+    if config.image_size:
+        enc.image_size = int(config.image_size)  # preprocess() and reduced-size decoding follow it
+    return ScoringModel(config, enc, trunk, tail, dim)
+
+
+def clone_scoring_model(model: ScoringModel) -> ScoringModel:
+    """A deep copy sharing nothing (used to hold merged per-user weights)."""
+    return copy.deepcopy(model)

@@ -1,0 +1,174 @@
+"""Benchmark: per-user fit time and query SROCC of the reference (yun2024) vs fast recipe, and scoring throughput.
+
+Run (prints tables; results on a simulated world are labelled "simulated")::
+
+    python -m taskvec.bench --world /work/worlds/sim --shots 10,100 --users-per-fold 10 --ref-users 6
+
+Protocol: for every fold of ``WORLD/folds.json``, test users only. Each user's rated images are shuffled with a
+per-(seed, user, k) RNG; the first k are the support set, all the others the query set (the same split for every
+recipe). Both recipes get the same cached trunk features of the support images (the trunk is frozen and identical
+in every task model); "fit s" is the wall time of the recipe call from those features to alpha, on ``--threads``
+threads. "encode s" (decoding + trunk for k support images) is the same for both and reported separately. The
+reference runs on the first ``--ref-users`` users of each fold only (it is slow on CPU); the paired table compares
+the recipes on exactly those users. Baselines on the same queries: ``prior`` (uniform alpha, no fitting) and
+``population-mean`` (ridge on frozen pooled EfficientNet-Lite0 features -> mean score over the fold's training
+users, like the harness's baseline). Throughput: images/s of ``PersonalizedScorer.score`` on JPEG files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from piaa.schema import RatingsTable
+from taskvec.model import DEFAULT_ARTIFACTS, PersonalizedScorer
+from taskvec.personalize import create_recipe, srocc
+
+
+def _rng(seed: int, user: str, k: int) -> np.random.Generator:
+    return np.random.default_rng([seed, int.from_bytes(user.encode()[:8].ljust(8, b"\0"), "little") % 2**32, k])
+
+
+def population_mean_predictions(pooled: dict[str, np.ndarray], table: RatingsTable, train_users: list[str]):
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    means = table.for_users(train_users).mean_scores()
+    x = np.stack([pooled[i] for i in means.index])
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-1, 5, 13))).fit(x, means.to_numpy())
+    return lambda images: model.predict(np.stack([pooled[i] for i in images]))
+
+
+def run(args) -> dict:
+    torch.set_num_threads(args.threads)
+    world = Path(args.world)
+    simulated = json.loads((world / "world.json").read_text()).get("simulated", False) if (
+        world / "world.json").is_file() else False  # fmt: skip
+    label = "simulated" if simulated else "real"
+    table = RatingsTable.load(world / "ratings")
+    folds = json.loads((world / "folds.json").read_text())["folds"]
+    scorer = PersonalizedScorer.from_pretrained(args.artifacts)
+    ts = scorer.ts
+    images = table.images
+    from piaa.models import cache_dir
+
+    t0 = time.perf_counter()
+    feats = scorer.features([table.image_path(i) for i in images], progress=True,
+                            cache=cache_dir() / "taskvec" / f"bench-{world.name}-trunk.safetensors")  # fmt: skip
+    print(f"trunk features for {len(images)} images: {time.perf_counter() - t0:.1f} s (cached after the first run)")
+    index = {img: i for i, img in enumerate(images)}
+    with torch.no_grad():  # theta_0's tail = the frozen encoder's pooled features (for the ridge baseline)
+        pooled_t = torch.cat([ts.model.tail(feats[i : i + 256].float()) for i in range(0, len(feats), 256)])
+    pooled = {img: pooled_t[i].numpy() for i, img in enumerate(images)}
+    prior = {k: torch.full((ts.num_tasks,), 1.0 / ts.num_tasks) for k in ts.keys}
+    span = table.scale.max - table.scale.min
+    shots = [int(s) for s in args.shots.split(",")]
+    rows = []
+    for fi, fold in enumerate(folds[: args.folds]):
+        base = population_mean_predictions(pooled, table, fold["train"])
+        for ui, user in enumerate(sorted(fold["test"])[: args.users_per_fold]):
+            ur = table.user_ratings(user)
+            for k in shots:
+                if len(ur) < k + 10:
+                    continue
+                order = _rng(args.seed, user, k).permutation(len(ur))
+                sup, qry = ur.iloc[order[:k]], ur.iloc[order[k:]]
+                sf = feats[[index[i] for i in sup["image"]]]
+                qf = feats[[index[i] for i in qry["image"]]]
+                yq = qry["score"].to_numpy()
+                rec = {"fold": fi, "user": user, "k": k, "n_query": len(qry),
+                       "prior": srocc(ts.scores(qf, ts.merged(prior)).numpy(), yq),
+                       "population-mean": srocc(base(list(qry["image"])), yq)}  # fmt: skip
+                recipes = ["fast"] + (["yun2024"] if ui < args.ref_users else [])
+                for name in recipes:
+                    try:
+                        res = create_recipe(name)(ts, sf, sup["score"].to_numpy(), score_range=span, seed=args.seed)
+                    except ValueError as err:
+                        print(f"  skip {user} k={k} {name}: {err}")
+                        continue
+                    rec[name] = srocc(ts.scores(qf, ts.merged(res.coefficients())).numpy(), yq)
+                    rec[f"{name}_s"] = res.seconds
+                rows.append(rec)
+                print(f"  [{label}] fold {fi} {user} k={k}: " + ", ".join(
+                    f"{n} {rec[n]:.3f}" + (f" ({rec[n + '_s']:.2f} s)" if n + "_s" in rec else "")
+                    for n in ("prior", "population-mean", "fast", "yun2024") if n in rec), flush=True)  # fmt: skip
+    return {"rows": rows, "label": label, "throughput": throughput(scorer, table, args) if args.throughput else None}
+
+
+def throughput(scorer: PersonalizedScorer, table: RatingsTable, args) -> dict:
+    paths = [table.image_path(i) for i in table.images[: args.throughput]]
+    user = None
+    out = {}
+    scorer.score(paths[:32], user, batch_size=32)  # warm-up (BN folding, allocator)
+    t0 = time.perf_counter()
+    scorer.score(paths, user, batch_size=32, workers=4)
+    dt = time.perf_counter() - t0
+    out["images_per_s"] = len(paths) / dt
+    out["n"] = len(paths)
+    out["threads"] = args.threads
+    out["load_avg"] = os.getloadavg()[0]
+    return out
+
+
+def summarize(result: dict) -> str:
+    rows, label = result["rows"], result["label"]
+    lines = [f"taskvec benchmark ({label} world; SROCC on each user's query images, mean over users)", ""]
+    hdr = f"{'k':>5} {'scorer':<16} {'users':>5} {'SROCC':>7} {'fit s/user':>11}"
+    lines += [hdr, "-" * len(hdr)]
+    for k in sorted({r["k"] for r in rows}):
+        rk = [r for r in rows if r["k"] == k]
+        for name in ("population-mean", "prior", "fast", "yun2024"):
+            vals = [r[name] for r in rk if name in r]
+            if vals:
+                t = [r[name + "_s"] for r in rk if name + "_s" in r]
+                ts = f"{np.mean(t):11.2f}" if t else f"{'-':>11}"
+                lines.append(f"{k:>5} {name:<16} {len(vals):>5} {np.mean(vals):7.3f} {ts}")
+    lines += ["", "paired (users where both recipes ran):",
+              f"{'k':>5} {'users':>5} {'fast SROCC':>11} {'ref SROCC':>10} {'diff':>7} {'fast s':>7} {'ref s':>7} "
+              f"{'speed-up':>9}"]  # fmt: skip
+    for k in sorted({r["k"] for r in rows}):
+        rk = [r for r in rows if r["k"] == k and "yun2024" in r and "fast" in r]
+        if rk:
+            f, y = np.mean([r["fast"] for r in rk]), np.mean([r["yun2024"] for r in rk])
+            fs, ys = np.mean([r["fast_s"] for r in rk]), np.mean([r["yun2024_s"] for r in rk])
+            lines.append(f"{k:>5} {len(rk):>5} {f:11.3f} {y:10.3f} {f - y:+7.3f} {fs:7.2f} {ys:7.2f} {ys / fs:8.1f}x")
+    tp = result.get("throughput")
+    if tp:
+        lines += ["", f"scoring throughput from JPEG files: {tp['images_per_s']:.1f} images/s ({tp['n']} images, "
+                      f"{tp['threads']} threads, load average {tp['load_avg']:.1f} at start)"]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m taskvec.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--world", default=os.environ.get("PIAA_WORLD_DIR", "worlds/sim"))
+    ap.add_argument("--artifacts", default=str(DEFAULT_ARTIFACTS))
+    ap.add_argument("--shots", default="10,100")
+    ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--users-per-fold", type=int, default=10)
+    ap.add_argument("--ref-users", type=int, default=2, help="users per fold that also run the slow reference")
+    ap.add_argument("--throughput", type=int, default=256, help="images for the throughput test (0 = skip)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write the raw rows here")
+    args = ap.parse_args(argv)
+    if not (Path(args.world) / "ratings").is_dir():
+        print(f"error: {args.world}: not a world folder (no ratings/); build one with `python -m eval.sim`")
+        return 2
+    result = run(args)
+    print()
+    print(summarize(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,304 @@
+"""Per-user fit of the merging coefficients alpha: theta_user = theta_0 + sum_t alpha_t * tau_t.
+
+Two recipes (registry ``RECIPES``, :func:`create_recipe`, :func:`list_recipes`), same objective family - the
+Bradley-Terry pairwise rank loss on the user's support ratings, ``BCEWithLogits(s_a - s_b, [y_a > y_b])`` with
+target 0.5 for tied ratings, scores ``s`` on the user's scale:
+
+* ``yun2024`` - the reference, as in Yun & Choo (ECCV 2024) and its code: one alpha per (parameter tensor, task),
+  initialised to softmax(10 * SROCC_t) where SROCC_t is task model t on the support images, pairs (i, i + B/2) of a
+  shuffled batch of B = min(32, k) support images, AdamW lr 1e-2 (torch default weight decay), 500 steps, no clamp.
+  Computation: merged weights every step, then the tail + head forward/backward on the batch. It reads the cached
+  trunk output (exact: the trunk is frozen and identical in every task model), nothing else is cached.
+* ``fast`` - the project's recipe: the same init and loss, but (1) one alpha per (module, task) ("block-wise", e.g.
+  4 blocks instead of 7 tensors for EfficientNet-Lite0), (2) every pair of the support set every step (full
+  batch), (3) L-BFGS with a strong-Wolfe line search for a fixed small budget (10 iterations) instead of 500
+  AdamW steps, with an L2 pull of alpha towards its init (weight 0.1, fixed a priori) so the line search cannot
+  run off along the "spread the scores" direction the BT loss rewards, and
+  (4) cached frozen computation beyond the trunk: when the tail starts with a linear op (Lite0's 1x1 conv_head),
+  ``x @ (W0 + sum_t a_t tau_t) = x @ W0 + sum_t a_t (x @ tau_t)``, so the T+1 products are computed once per
+  user and each step only mixes them (exact, not an approximation). Above ``cache_max_images`` support images it
+  falls back to direct merged forwards on random all-pairs mini-batches.
+
+Neither recipe looks at query ratings; there is no early stopping (fixed budgets). Edge cases: fewer than 2 support
+images, mismatched lengths or NaN/inf scores raise ``ValueError``; all-equal ratings carry no ranking signal, so
+the fit warns and returns the prior (uniform alpha = softmax(10 * 0)). Library module, no entry point.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from taskvec.backbones import ScoringModel
+from taskvec.task_vector import TaskVector, load_task_vector
+
+
+class AllEqualRatingsWarning(UserWarning):
+    """The support ratings are all equal: no ranking signal; the prior coefficients are used."""
+
+
+# --------------------------------------------------------------------------------------------- task set
+class TaskSet:
+    """theta_0 (a :class:`ScoringModel`) plus T task vectors stacked per tensor: ``taus[key]`` is (T, *shape)."""
+
+    def __init__(self, model: ScoringModel, vectors: dict[str, TaskVector], meta: dict | None = None):
+        if not vectors:
+            raise ValueError("a task set needs at least one task vector")
+        self.model = model.eval()
+        self.names = sorted(vectors)
+        params = dict(model.named_parameters())
+        self.keys = sorted({k for tv in vectors.values() for k in tv.vector})
+        for k in self.keys:
+            if k not in params:
+                raise KeyError(f"task vector tensor {k!r} is not a parameter of the {model.config.name} model")
+        self.base = {k: params[k].detach() for k in self.keys}
+        self.taus = {
+            k: torch.stack([vectors[n].vector.get(k, torch.zeros_like(self.base[k])).float() for n in self.names])
+            for k in self.keys
+        }
+        self.meta = meta or {}
+
+    @classmethod
+    def from_dir(cls, folder: str | Path, model: ScoringModel | None = None) -> TaskSet:
+        """Load ``folder/manifest.json`` + its task vectors; builds theta_0 from the manifest unless ``model``."""
+        import json
+
+        from taskvec.backbones import BackboneConfig, create_backbone
+
+        folder = Path(folder)
+        mpath = folder / "manifest.json"
+        if not mpath.is_file():
+            raise FileNotFoundError(f"{mpath}: missing; train task vectors with `python -m taskvec.finetune`")
+        manifest = json.loads(mpath.read_text())
+        if model is None:
+            model = create_backbone(BackboneConfig.from_dict(manifest["backbone"]))
+        fp = model.fingerprint()
+        vectors = {db: load_task_vector(folder / f"{db}.safetensors", expect_fingerprint=fp)[0]
+                   for db in manifest["databases"]}  # fmt: skip
+        return cls(model, vectors, meta=manifest)
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.names)
+
+    def merged(self, coef: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{key: theta_0[key] + sum_t coef[key][t] * tau_t[key]}`` (differentiable in ``coef``)."""
+        return {k: self.base[k] + torch.tensordot(coef[k], self.taus[k], dims=1) for k in self.keys}
+
+    def scores(self, feats: torch.Tensor, params: dict[str, torch.Tensor], batch_size: int = 256) -> torch.Tensor:
+        """Normalised scores of trunk features under merged ``params`` (no grad)."""
+        with torch.no_grad():
+            out = [functional_call(self.model, params, (feats[i : i + batch_size].float(),), {"stage": "trunk"})
+                   for i in range(0, len(feats), batch_size)]  # fmt: skip
+        return torch.cat(out) if out else torch.zeros(0)
+
+
+def default_groups(keys: Sequence[str], blockwise: bool) -> list[list[str]]:
+    """One group per tensor (``blockwise=False``) or per module (weight and bias of a layer share alpha)."""
+    if not blockwise:
+        return [[k] for k in keys]
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(k.rsplit(".", 1)[0], []).append(k)
+    return list(groups.values())
+
+
+@dataclass
+class FitResult:
+    alpha: torch.Tensor  # (G, T): one coefficient per (group, task)
+    groups: list[list[str]]  # tensor names of each group
+    tasks: list[str]
+    recipe: str
+    init_srocc: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    fallback: bool = False
+
+    def coefficients(self) -> dict[str, torch.Tensor]:
+        return {k: self.alpha[g] for g, keys in enumerate(self.groups) for k in keys}
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def check_support(feats: torch.Tensor, scores) -> np.ndarray:
+    y = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(y) != len(feats):
+        raise ValueError(f"support: {len(feats)} images but {len(y)} scores")
+    if len(y) < 2:
+        raise ValueError(f"support: personalization needs at least 2 rated images, got {len(y)}")
+    bad = np.flatnonzero(~np.isfinite(y))
+    if len(bad):
+        raise ValueError(
+            f"support: score(s) at position(s) {bad[:10].tolist()} are NaN/inf; every image needs a rating"
+        )
+    return y
+
+
+def srocc(pred, y) -> float:
+    from scipy.stats import spearmanr
+
+    pred, y = np.asarray(pred, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(y) < 2 or np.ptp(pred) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(spearmanr(pred, y).statistic)
+
+
+def prior_alpha(num_groups: int, num_tasks: int) -> torch.Tensor:
+    return torch.full((num_groups, num_tasks), 1.0 / num_tasks)
+
+
+def bt_loss(sa: torch.Tensor, sb: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, weight=None) -> torch.Tensor:
+    """Bradley-Terry: P(a preferred over b) = sigmoid(s_a - s_b); tied ratings have target 0.5."""
+    target = 0.5 * (1.0 + torch.sign(ya - yb))
+    return F.binary_cross_entropy_with_logits(sa - sb, target, weight=weight)
+
+
+def _fallback(ts: TaskSet, groups, recipe: str, t0: float) -> FitResult:
+    warnings.warn("support ratings are all equal (no ranking signal): using the prior (uniform) coefficients",
+                  AllEqualRatingsWarning, stacklevel=3)  # fmt: skip
+    a = prior_alpha(len(groups), ts.num_tasks)
+    return FitResult(a, groups, ts.names, recipe, [0.0] * ts.num_tasks, 0, time.perf_counter() - t0, True)
+
+
+# --------------------------------------------------------------------------------------------- reference
+def fit_yun2024(
+    ts: TaskSet, feats: torch.Tensor, scores, *, score_range: float = 1.0, steps: int = 500, lr: float = 1e-2,
+    batch_size: int = 32, seed: int = 0,
+) -> FitResult:  # fmt: skip
+    """Reference recipe (see module docstring). ``feats`` are cached trunk outputs of the support images."""
+    t0 = time.perf_counter()
+    y_np = check_support(feats, scores)
+    groups = default_groups(ts.keys, blockwise=False)
+    if np.ptp(y_np) == 0:
+        return _fallback(ts, groups, "yun2024", t0)
+    feats = feats.float()
+    y = torch.tensor(y_np, dtype=torch.float32)
+    init = []
+    for t in range(ts.num_tasks):
+        onehot = {k: F.one_hot(torch.tensor(t), ts.num_tasks).float() for k in ts.keys}
+        init.append(srocc(ts.scores(feats, ts.merged(onehot)).numpy(), y_np))
+    a0 = torch.softmax(10.0 * torch.tensor(init), dim=0)
+    alpha = torch.nn.Parameter(a0.repeat(len(groups), 1))
+    opt = torch.optim.AdamW([alpha], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    b = min(batch_size, len(y))
+    half = b // 2
+    for _ in range(steps):
+        idx = torch.randperm(len(y), generator=gen)[:b]
+        coef = {k: alpha[g] for g, keys in enumerate(groups) for k in keys}
+        s = functional_call(ts.model, ts.merged(coef), (feats[idx],), {"stage": "trunk"}) * score_range
+        yb = y[idx]
+        loss = bt_loss(s[:half], s[half : 2 * half], yb[:half], yb[half : 2 * half])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return FitResult(alpha.detach().clone(), groups, ts.names, "yun2024", init, steps, time.perf_counter() - t0)
+
+
+# -------------------------------------------------------------------------------------------------- fast
+class _FirstLinearCache:
+    """Per-user cache of the tail's first linear op for theta_0 and every tau_t: (T+1, k, P, C)."""
+
+    def __init__(self, ts: TaskSet, feats: torch.Tensor):
+        tail = ts.model.tail
+        self.key = f"tail.{tail.first_linear}"
+        with torch.no_grad():
+            w = [ts.base[self.key]] + list(ts.taus[self.key])
+            self.stack = torch.stack([tail.first(feats, wi) for wi in w])  # (T+1, k, P, C)
+
+    def mix(self, a: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        st = self.stack if idx is None else self.stack[:, idx]
+        flat = st.reshape(st.shape[0], -1)
+        return (flat[0] + a @ flat[1:]).reshape(st.shape[1:])
+
+
+def _pairwise_loss(s: torch.Tensor, y: torch.Tensor, iu: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean BT loss over all pairs i < j (``iu``: precomputed ``triu_indices``)."""
+    iu = torch.triu_indices(len(y), len(y), offset=1) if iu is None else iu
+    return bt_loss(s[iu[0]], s[iu[1]], y[iu[0]], y[iu[1]])
+
+
+def fit_fast(
+    ts: TaskSet, feats: torch.Tensor, scores, *, score_range: float = 1.0, optimizer: str = "lbfgs", steps: int = 60,
+    lr: float = 0.05, max_iter: int = 10, l2: float = 0.1, blockwise: bool = True, cache_max_images: int = 256,
+    minibatch: int = 128, seed: int = 0,
+) -> FitResult:  # fmt: skip
+    """The fast recipe (see module docstring). ``feats`` are cached trunk outputs of the support images."""
+    t0 = time.perf_counter()
+    y_np = check_support(feats, scores)
+    groups = default_groups(ts.keys, blockwise=blockwise)
+    if np.ptp(y_np) == 0:
+        return _fallback(ts, groups, "fast", t0)
+    feats = feats.float()
+    y = torch.tensor(y_np, dtype=torch.float32)
+    first = ts.model.tail.first_linear
+    cache = _FirstLinearCache(ts, feats) if first and len(y) <= cache_max_images else None
+    gidx = {k: g for g, keys in enumerate(groups) for k in keys}
+
+    def forward(alpha: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        coef = {k: alpha[gidx[k]] for k in ts.keys}
+        if cache is None:
+            x = feats if idx is None else feats[idx]
+            return functional_call(ts.model, ts.merged(coef), (x,), {"stage": "trunk"})
+        rest = {k: ts.base[k] + torch.tensordot(coef[k], ts.taus[k], dims=1) for k in ts.keys if k != cache.key}
+        return functional_call(ts.model, rest, (cache.mix(coef[cache.key], idx),), {"stage": "first"})
+
+    with torch.no_grad():
+        init = []
+        for t in range(ts.num_tasks):
+            onehot = F.one_hot(torch.full((len(groups),), t), ts.num_tasks).float()
+            init.append(srocc(torch.cat([forward(onehot, torch.arange(i, min(i + 256, len(y))))
+                                         for i in range(0, len(y), 256)]).numpy(), y_np))  # fmt: skip
+    a0 = torch.softmax(10.0 * torch.tensor(init), dim=0).repeat(len(groups), 1)
+    alpha = torch.nn.Parameter(a0.clone())
+    gen = torch.Generator().manual_seed(seed)
+    full = cache is not None or len(y) <= minibatch
+    if optimizer not in ("adam", "lbfgs"):
+        raise ValueError(f"fast recipe: optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    use_lbfgs = optimizer == "lbfgs" and full
+    if use_lbfgs:
+        opt = torch.optim.LBFGS([alpha], lr=1.0, max_iter=max_iter, history_size=10, line_search_fn="strong_wolfe")
+    else:
+        opt = torch.optim.Adam([alpha], lr=lr)
+    n_eval = 0
+    iu_full = torch.triu_indices(len(y), len(y), offset=1) if full else None
+
+    def closure() -> torch.Tensor:
+        nonlocal n_eval
+        n_eval += 1
+        idx = None if full else torch.randperm(len(y), generator=gen)[:minibatch]
+        s = forward(alpha, idx) * score_range
+        loss = _pairwise_loss(s, y, iu_full) if idx is None else _pairwise_loss(s, y[idx])
+        if l2:
+            loss = loss + l2 * (alpha - a0).pow(2).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss
+
+    if use_lbfgs:
+        opt.step(closure)
+    else:
+        for _ in range(steps):
+            closure()
+            opt.step()
+    return FitResult(alpha.detach().clone(), groups, ts.names, "fast", init, n_eval, time.perf_counter() - t0)
+
+
+RECIPES: dict[str, Callable[..., FitResult]] = {"yun2024": fit_yun2024, "fast": fit_fast}
+
+
+def list_recipes() -> list[str]:
+    return sorted(RECIPES)
+
+
+def create_recipe(name: str) -> Callable[..., FitResult]:
+    if name not in RECIPES:
+        raise ValueError(f"unknown personalization recipe {name!r}; available: {list_recipes()}")
+    return RECIPES[name]

@@ -1,0 +1,140 @@
+"""taskvec.personalize / taskvec.model: both recipes recover a user whose taste is one task model; edge cases;
+the fast recipe's cached computation is exact; a personalized user is kilobytes and scores like a merged model."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from taskvec_synth import make_images
+from torch.func import functional_call
+
+from taskvec.backbones import BackboneConfig, create_backbone
+from taskvec.model import PersonalizedScorer, PersonalizedUser
+from taskvec.personalize import (
+    AllEqualRatingsWarning,
+    TaskSet,
+    _FirstLinearCache,
+    create_recipe,
+    default_groups,
+    fit_fast,
+    fit_yun2024,
+    list_recipes,
+    srocc,
+)
+from taskvec.task_vector import TaskVector
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pers")
+    names, _ = make_images(root, 120, seed=3)
+    model = create_backbone(BackboneConfig(image_size=64))
+    paths = [root / n for n in names]
+    feats = model.trunk_features(paths)
+    params = dict(model.named_parameters())
+    g = torch.Generator().manual_seed(0)
+    vectors = {}
+    for t in range(3):
+        vec = {}
+        for k in model.trainable_names():
+            sd = float(params[k].detach().std()) if params[k].numel() > 1 else 0.0
+            vec[k] = torch.randn(params[k].shape, generator=g) * (0.5 * sd if sd > 0 else 0.2)
+        vectors[f"task{t}"] = TaskVector(vec)
+    ts = TaskSet(model, vectors)
+    return ts, feats, paths
+
+
+def _task_scores(ts, feats, t):
+    onehot = {k: torch.nn.functional.one_hot(torch.tensor(t), ts.num_tasks).float() for k in ts.keys}
+    return ts.scores(feats, ts.merged(onehot)).numpy()
+
+
+def test_registry():
+    assert list_recipes() == ["fast", "yun2024"]
+    with pytest.raises(ValueError, match="unknown personalization recipe 'nope'"):
+        create_recipe("nope")
+
+
+def test_fast_cache_is_exact(world):
+    ts, feats, _ = world
+    groups = default_groups(ts.keys, blockwise=True)
+    assert len(groups) < len(ts.keys)  # block-wise: weight and bias share a coefficient
+    alpha = torch.randn(len(groups), ts.num_tasks)
+    coef = {k: alpha[g] for g, keys in enumerate(groups) for k in keys}
+    direct = functional_call(ts.model, ts.merged(coef), (feats[:20].float(),), {"stage": "trunk"})
+    cache = _FirstLinearCache(ts, feats[:20].float())
+    rest = {k: v for k, v in ts.merged(coef).items() if k != cache.key}
+    via = functional_call(ts.model, rest, (cache.mix(coef[cache.key]),), {"stage": "first"})
+    assert torch.allclose(direct, via, atol=1e-5)
+
+
+@pytest.mark.parametrize("recipe", ["fast", "yun2024"])
+def test_recipes_recover_a_one_task_user(world, recipe):
+    ts, feats, _ = world
+    target = 1
+    y = np.round(2 * (1 + 4 * _task_scores(ts, feats, target))) / 2  # PARA-like 1-5 step 0.5 (ties included)
+    sup, qry = np.arange(40), np.arange(60, 120)
+    prior = {k: torch.full((ts.num_tasks,), 1 / ts.num_tasks) for k in ts.keys}
+    prior_srocc = srocc(ts.scores(feats[qry], ts.merged(prior)).numpy(), y[qry])
+    kw = {"steps": 100} if recipe == "yun2024" else {}
+    res = create_recipe(recipe)(ts, feats[sup], y[sup], score_range=4.0, **kw)
+    fitted = srocc(ts.scores(feats[qry], ts.merged(res.coefficients())).numpy(), y[qry])
+    assert fitted > prior_srocc + 0.05, (recipe, prior_srocc, fitted)
+    assert res.alpha.shape == (len(res.groups), 3) and not res.fallback
+    assert int(np.argmax(res.init_srocc)) == target
+
+
+@pytest.mark.parametrize("fit", [fit_fast, fit_yun2024])
+def test_edge_cases(world, fit):
+    ts, feats, _ = world
+    kw = {"steps": 5} if fit is fit_yun2024 else {"max_iter": 3}
+    r = fit(ts, feats[:2], [1.0, 4.0], **kw)  # k = 2
+    assert torch.isfinite(r.alpha).all()
+    r = fit(ts, feats[:10], [1, 1, 1, 2, 2, 2, 3, 3, 1, 2], **kw)  # many ties
+    assert torch.isfinite(r.alpha).all()
+    with pytest.warns(AllEqualRatingsWarning, match="all equal"):
+        r = fit(ts, feats[:8], [3.0] * 8, **kw)
+    assert r.fallback and torch.allclose(r.alpha, torch.full_like(r.alpha, 1 / 3))
+    with pytest.raises(ValueError, match=r"position\(s\) \[2\] are NaN"):
+        fit(ts, feats[:4], [1.0, 2.0, float("nan"), 3.0], **kw)
+    with pytest.raises(ValueError, match="at least 2"):
+        fit(ts, feats[:1], [1.0], **kw)
+    with pytest.raises(ValueError, match="4 images but 3 scores"):
+        fit(ts, feats[:4], [1.0, 2.0, 3.0], **kw)
+
+
+def test_fast_without_cache_uses_minibatches(world):
+    ts, feats, _ = world
+    y = _task_scores(ts, feats, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = fit_fast(ts, feats[:80], y[:80], cache_max_images=10, minibatch=32, max_iter=4)
+    prior = {k: torch.full((3,), 1 / 3) for k in ts.keys}
+    assert srocc(ts.scores(feats[80:], ts.merged(r.coefficients())).numpy(), y[80:]) > srocc(
+        ts.scores(feats[80:], ts.merged(prior)).numpy(), y[80:])  # fmt: skip
+
+
+def test_personalized_user_is_kilobytes_and_scores_like_merged_model(world, tmp_path):
+    ts, feats, paths = world
+    scorer = PersonalizedScorer(ts, source="synthetic")
+    y = _task_scores(ts, feats, 0)
+    user = scorer.personalize("u1", feats[:40], y[:40], recipe="fast", scale_range=4.0)
+    folder = user.save_pretrained(tmp_path / "u1")
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert size < 8_000, size
+    user2 = PersonalizedUser.from_pretrained(folder)
+    assert torch.equal(user2.alpha, user.alpha) and user2.config == user.config
+    s1 = scorer.score_features(feats[40:], user)
+    want = ts.scores(feats[40:], ts.merged(user.coefficients())).numpy()
+    assert np.allclose(s1, want, atol=1e-6)
+    assert scorer.merged_params(user2) is scorer.merged_params(user)  # cached per user
+    # end to end from JPEG files (BN folded into the trunk convs): same scores up to float error
+    s_files = scorer.score(paths[40:60], user2, batch_size=8)
+    assert np.allclose(s_files, s1[:20], atol=2e-3)
+    user2.config.base_fingerprint = "0" * 64
+    with pytest.raises(ValueError, match="different backbone"):
+        scorer.merged_params(user2)
+    (folder / "user.json").unlink()
+    with pytest.raises(FileNotFoundError, match="user.json"):
+        PersonalizedUser.from_pretrained(folder)
