@@ -88,7 +88,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         if args.max_images and len(rows) > args.max_images:
             rows = rows.iloc[np.sort(rng.choice(len(rows), args.max_images, replace=False))]
         per_user_rows[u] = rows
-    images = sorted({im for r in per_user_rows.values() for im in r["image"]})
+    images = table.images  # all photos (inputs, not ratings): one feature cache shared with training
     train_table = table.for_users(train_users)
     train_images = sorted(train_table.ratings["image"].unique())
     cache = Path(args.cache_dir) if args.cache_dir else None
@@ -99,7 +99,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     tokens = visual_tokens_for(model, table, images, cache)
     index = {im: i for i, im in enumerate(images)}
     # population reference: ridge on pooled frozen features -> training users' mean score per image
-    train_tokens = visual_tokens_for(model, table, train_images, cache)
+    train_tokens = tokens[[index[im] for im in train_images]]
     means = train_table.mean_scores().reindex(train_images).to_numpy()
     predict = population_ridge(train_tokens.float().mean(1).numpy(), means)
     base = PromptOnly(model.llm, model.tokenizer, model.encoder) if not args.no_prompt_only else None

@@ -121,6 +121,7 @@ def train(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     table = RatingsTable.load(args.ratings)
     users = load_users(args.users_from, args.fold, table)
+    all_images = table.images  # photos are inputs, not ratings: encode them all (one cache shared with evaluation)
     table = table.for_users(users)
     resume = args.resume and (out / STATE_NAME).is_file()
     if resume:
@@ -132,7 +133,7 @@ def train(args: argparse.Namespace) -> Path:
                              n_heads=args.n_heads, d_profile=args.d_profile, lora_r=args.lora)  # fmt: skip
         torch.manual_seed(args.seed)
         model = PMLLM(config, quantization=args.quantization)
-    images = sorted(table.ratings["image"].unique())
+    images = all_images
     cache_dir = None if args.no_cache else Path(args.cache_dir or _default_cache())
     tokens = visual_tokens_for(model, table, images, cache_dir)
     img_index = {im: i for i, im in enumerate(images)}
