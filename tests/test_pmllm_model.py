@@ -141,3 +141,15 @@ def test_embedded_default_untrained_equals_frozen_and_caches(embedded_llm, embed
     finally:
         for h in model._hooks:  # the session-scoped LLM is shared with other tests
             h.remove()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("quantization", ["4bit", "8bit"])
+def test_quantized_llm_on_cuda(quantization):
+    model = PMLLM(PMLLMConfig(), quantization=quantization)
+    assert model.device.type == "cuda"
+    open_gates(model)
+    tokens = torch.rand(4, 49, 1280)
+    a = model.score_tokens(PROFILE, tokens)
+    b = model.score_tokens(PROFILE, tokens, cached=False)
+    assert np.isfinite(a.scores).all() and np.abs(a.scores - b.scores).max() < 5e-2  # low-precision kernels

@@ -81,3 +81,29 @@ def test_harness_registry_entries_are_scorers():
     assert all(issubclass(cls, Scorer) for cls in SCORERS.values())
     assert {cls.name for cls in SCORERS.values()} == set(SCORERS)
     json.dumps(sorted(SCORERS))
+
+
+def test_evaluate_script_on_tiny_world(tiny_dirs, tiny_table, tmp_path, capsys):  # noqa: F811
+    from pmllm.evaluate import main
+
+    model = tiny_model(tiny_dirs)
+    open_gates(model)
+    model.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
+    model.save_pretrained(tmp_path / "ck")
+    out = tmp_path / "res.json"
+    main(["--world", str(tiny_table), "--checkpoint", str(tmp_path / "ck"), "--no-prompt-only", "--out", str(out),
+          "--cache-dir", str(tmp_path / "cache"), "--threads", "1"])  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["n_test_users"] == 2 and res["images_per_user"] == 12
+    assert set(res["rows"]) == {"pmllm", "pmllm-structured", "pmllm-text", "pmllm-demographics", "pmllm-empty",
+                                "population-ridge"}  # fmt: skip
+    assert all(-1 <= r["mean_srocc"] <= 1 for r in res["rows"].values())
+    assert "pmllm-empty" in capsys.readouterr().out
+    # a checkpoint trained on this fold's test users is refused
+    model.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
+    (tmp_path / "folds2.json").write_text(json.dumps({"folds": [{"train": ["u4", "u5"], "test": ["u0"]}]}))
+    model.config.meta["users_from"] = str(tmp_path / "folds2.json")
+    model.save_pretrained(tmp_path / "ck2")
+    with pytest.raises(SystemExit, match="trained on 2 of the test users"):
+        main(["--world", str(tiny_table), "--checkpoint", str(tmp_path / "ck2"), "--no-prompt-only",
+              "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
