@@ -1,0 +1,157 @@
+"""Harness adapters for pmllm: zero-shot scorers built on a trained checkpoint, its coarse-profile ablations and
+the prompt-only baseline. The lead merges ``SCORERS`` into ``eval.scorers.SCORERS``.
+
+* ``pmllm`` - the full profile; ``pmllm-structured`` (PARA + LAPIS fields only), ``pmllm-text`` (free text only),
+  ``pmllm-demographics`` (age, gender, education, nationality), ``pmllm-empty`` (no profile at all).
+* ``prompt-only`` - the same frozen LLM, no fusion, told each photo's top-3 ImageNet classes in words.
+
+``fit`` loads the checkpoint (default: ``pmllm/checkpoints/default``) and refuses to evaluate users it was trained
+on: the checkpoint records the ratings folder, folds file and fold it was trained on. The committed default was
+trained on the **fold-0 training users of the simulated quick world**, so on that world evaluate fold 0 only
+(other folds' test users overlap its training users and are refused). To evaluate other folds, train one
+checkpoint per fold (``python -m pmllm.train ... --fold K --out DIR``) and pass ``checkpoint=DIR``.
+Frozen visual tokens are memoized per image path within the process.
+
+Library module, no entry point (see ``python -m eval.run``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from eval.api import Benchmark, Scorer, UserTask
+from piaa.schema import DEMOGRAPHIC_FIELDS, LAPIS_FIELDS, PARA_FIELDS, Profile
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "pmllm" / "checkpoints" / "default"
+_MODELS: dict[str, object] = {}
+
+
+def load_pmllm(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT):
+    """One PMLLM per checkpoint directory per process."""
+    key = str(Path(checkpoint).resolve())
+    if key not in _MODELS:
+        from pmllm.model import PMLLM
+
+        _MODELS[key] = PMLLM.from_pretrained(checkpoint)
+    return _MODELS[key]
+
+
+def checkpoint_training_users(meta: dict) -> tuple[set[str], str | None]:
+    """(user ids the checkpoint was trained on, resolved image root of its ratings folder) from its config meta."""
+    users: set[str] = set()
+    folds, fold = meta.get("users_from"), meta.get("fold")
+    if folds and fold is not None and Path(folds).is_file():
+        users = {str(u) for u in json.loads(Path(folds).read_text())["folds"][int(fold)]["train"]}
+    root = None
+    ratings = meta.get("trained_on")
+    if ratings and (Path(ratings) / "meta.json").is_file():
+        r = json.loads((Path(ratings) / "meta.json").read_text()).get("image_root", ".")
+        root = str((Path(ratings) / r).resolve()) if not Path(r).is_absolute() else str(Path(r).resolve())
+    return users, root
+
+
+class PMLLMScorer(Scorer):
+    """Zero-shot pmllm with an optionally coarsened profile (``keep``: the Profile fields kept; None = all)."""
+
+    name = "pmllm"
+    keep: tuple[str, ...] | None = None
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, batch_size: int = 64):
+        self.checkpoint = checkpoint or DEFAULT_CHECKPOINT
+        self.batch_size = batch_size
+        self.model = None
+        self._tokens: dict[str, object] = {}
+
+    def fit(self, benchmark: Benchmark, train_users: list[str]) -> None:
+        self.model = load_pmllm(self.checkpoint)
+        trained, root = checkpoint_training_users(self.model.config.meta)
+        same_world = root is not None and root == str(Path(benchmark.table.image_root).resolve())
+        if same_world:
+            held_out = set(benchmark.table.users) - set(train_users)
+            leak = trained & held_out
+            if leak:
+                raise ValueError(
+                    f"{self.name}: checkpoint {self.checkpoint} was trained on {len(leak)} user(s) this fold holds "
+                    f"out (e.g. {sorted(leak)[:3]}); it was trained on fold {self.model.config.meta.get('fold')} "
+                    "of this benchmark - evaluate that fold, or train a checkpoint for this fold "
+                    "(python -m pmllm.train --fold K)"
+                )
+
+    def profile(self, profile: Profile) -> Profile:
+        return profile if self.keep is None else profile.subset(self.keep)
+
+    def _visual(self, task: UserTask):
+        import torch
+
+        missing = [im for im in task.query_images if str(task.path(im)) not in self._tokens]
+        if missing:
+            tokens = self.model.visual_tokens([task.path(im) for im in missing], self.batch_size)
+            for im, t in zip(missing, tokens.half()):
+                self._tokens[str(task.path(im))] = t
+        return torch.stack([self._tokens[str(task.path(im))] for im in task.query_images]).float()
+
+    def predict(self, task: UserTask) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: call fit(benchmark, train_users) before predict")
+        if not task.query_images:
+            return np.empty(0)
+        out = self.model.score_tokens(self.profile(task.profile), self._visual(task), scale=task.scale,
+                                      batch_size=self.batch_size)  # fmt: skip
+        return out.scores
+
+
+class PMLLMStructuredScorer(PMLLMScorer):
+    name = "pmllm-structured"
+    keep = PARA_FIELDS + LAPIS_FIELDS
+
+
+class PMLLMTextScorer(PMLLMScorer):
+    name = "pmllm-text"
+    keep = ("text",)
+
+
+class PMLLMDemographicsScorer(PMLLMScorer):
+    name = "pmllm-demographics"
+    keep = DEMOGRAPHIC_FIELDS
+
+
+class PMLLMEmptyScorer(PMLLMScorer):
+    name = "pmllm-empty"
+    keep = ()
+
+
+class PromptOnlyScorer(Scorer):
+    """The frozen LLM alone, told the photo's top ImageNet classes (no training; ``fit`` is a no-op)."""
+
+    name = "prompt-only"
+
+    def __init__(self, llm: str = "smollm2-135m-instruct", vision: str = "efficientnet-lite0", top_k: int = 3):
+        self.llm, self.vision, self.top_k = llm, vision, top_k
+        self.base = None
+        self._desc: dict[str, str] = {}
+
+    def predict(self, task: UserTask) -> np.ndarray:
+        if self.base is None:
+            from pmllm.baseline import PromptOnly
+
+            self.base = PromptOnly.create(self.llm, self.vision)
+            self.base.top_k = self.top_k
+        missing = [im for im in task.query_images if str(task.path(im)) not in self._desc]
+        for im, d in zip(missing, self.base.describe([task.path(im) for im in missing])):
+            self._desc[str(task.path(im))] = d
+        descriptions = [self._desc[str(task.path(im))] for im in task.query_images]
+        return self.base.score_descriptions(task.profile, descriptions, scale=task.scale).scores
+
+
+SCORERS = {
+    "pmllm": PMLLMScorer,
+    "pmllm-structured": PMLLMStructuredScorer,
+    "pmllm-text": PMLLMTextScorer,
+    "pmllm-demographics": PMLLMDemographicsScorer,
+    "pmllm-empty": PMLLMEmptyScorer,
+    "prompt-only": PromptOnlyScorer,
+}

@@ -1,0 +1,138 @@
+"""Benchmark: images/s and peak memory scoring N photos for one user, cached prefix vs naive, end to end.
+
+    python -m pmllm.bench [--checkpoint pmllm/checkpoints/default] [--n 64] [--threads 2] [--images DIR]
+
+Each mode runs in its own subprocess (clean peak RSS): load the model, warm up on 4 photos with another profile,
+then time ``model.score(profile, photos)`` from JPEG files to scores - decoding, the frozen vision encoder and the
+LLM included. ``cached`` computes the profile prefix once and scores short suffixes in batches; ``naive`` runs the
+whole prompt for every photo (``cached=False``). Also timed (cached mode): the LLM part alone on precomputed
+visual tokens.
+Prints a table and checks that both modes give the same scores (max abs difference). Photos: the first N JPEGs of
+``--images`` or, by default, N synthetic 320x240 photos written to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROFILE = {
+    "age": "26-29", "gender": "female", "education": "university", "art_experience": "competent",
+    "photography_experience": "beginner", "big5_E": 6.0, "big5_A": 5.0, "big5_N": 4.0, "big5_O": 7.0, "big5_C": 5.0,
+    "text": "I love warm, colourful pictures of animals and food. Blurry or noisy shots annoy me, and I find dark, "
+            "moody scenes depressing.",
+}  # fmt: skip
+
+
+def synthetic_photos(folder: Path, n: int) -> list[Path]:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        base = rng.integers(0, 256, 3)
+        grad = np.linspace(0, 1, 320)[None, :, None] * rng.integers(-120, 120, 3)
+        arr = np.clip(base + grad + rng.normal(0, 20, (240, 320, 3)), 0, 255).astype(np.uint8)
+        p = folder / f"photo{i:03d}.jpg"
+        Image.fromarray(arr).save(p, quality=90)
+        paths.append(p)
+    return paths
+
+
+def run_mode(args: argparse.Namespace) -> dict:
+    """One mode in this process: returns timings, scores and peak RSS."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from piaa.schema import Profile
+    from pmllm.model import PMLLM, PMLLMConfig
+
+    paths = [Path(p) for p in json.loads(Path(args.paths_file).read_text())]
+    t = time.perf_counter()
+    model = PMLLM.from_pretrained(args.checkpoint) if args.checkpoint else PMLLM(PMLLMConfig())
+    load_s = time.perf_counter() - t
+    profile = Profile.from_dict(PROFILE)
+    cached = args.mode == "cached"
+    model.score(Profile(text="warm-up"), paths[:4], cached=cached)  # warm-up, another user's prefix
+    t = time.perf_counter()
+    out = model.score(profile, paths, cached=cached, batch_size=args.batch_size)
+    total_s = time.perf_counter() - t
+    llm_s = float("nan")
+    if cached:  # the naive LLM part is nearly all of its total already; not repeated (minutes on 2 cores)
+        tokens = model.visual_tokens(paths)
+        model._prefix_cache.clear()
+        t = time.perf_counter()
+        model.score_tokens(profile, tokens, cached=cached, batch_size=args.batch_size)
+        llm_s = time.perf_counter() - t
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"mode": args.mode, "n": len(paths), "load_s": load_s, "total_s": total_s, "llm_only_s": llm_s,
+            "images_per_s": len(paths) / total_s, "llm_images_per_s": len(paths) / llm_s,
+            "peak_rss_mb": peak_mb, "scores": out.scores.tolist()}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m pmllm.bench", description=__doc__.split("\n\n")[0])
+    default_ck = Path(__file__).parent / "checkpoints" / "default"
+    ap.add_argument("--checkpoint", default=str(default_ck) if default_ck.is_dir() else "",
+                    help="checkpoint dir ('' = untrained default model)")  # fmt: skip
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--images", default=None, help="folder with JPEG photos (default: synthetic photos)")
+    ap.add_argument("--out", default=None, help="write the results JSON here")
+    ap.add_argument("--mode", choices=["cached", "naive"], default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--paths-file", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.mode:  # child process
+        print("RESULT " + json.dumps(run_mode(args)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.images:
+            paths = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))[: args.n]
+            if len(paths) < args.n:
+                sys.exit(f"pmllm.bench: error: {args.images} holds {len(paths)} JPEGs, fewer than --n {args.n}")
+        else:
+            paths = synthetic_photos(tmp, args.n)
+        (tmp / "paths.json").write_text(json.dumps([str(p) for p in paths]))
+        results = {}
+        for mode in ("cached", "naive"):
+            cmd = [sys.executable, "-m", "pmllm.bench", "--mode", mode, "--paths-file", str(tmp / "paths.json"),
+                   "--checkpoint", args.checkpoint, "--threads", str(args.threads),
+                   "--batch-size", str(args.batch_size)]  # fmt: skip
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+            if proc.returncode or not line:
+                sys.exit(f"pmllm.bench: the {mode} run failed:\n{proc.stderr[-2000:]}")
+            results[mode] = json.loads(line[0][7:])
+    diff = float(np.max(np.abs(np.array(results["cached"]["scores"]) - np.array(results["naive"]["scores"]))))
+    c, n = results["cached"], results["naive"]
+    ck = args.checkpoint or "(untrained)"
+    print(f"\npmllm scoring {args.n} photos for one user, {args.threads} threads, checkpoint {ck}; "
+          f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{'mode':<8}{'images/s':>10}{'total s':>10}{'LLM-only img/s':>16}{'peak RSS MB':>13}")
+    for r in (c, n):
+        print(f"{r['mode']:<8}{r['images_per_s']:>10.2f}{r['total_s']:>10.2f}{r['llm_images_per_s']:>16.2f}"
+              f"{r['peak_rss_mb']:>13.0f}")  # fmt: skip
+    print(f"speed-up cached/naive: {c['images_per_s'] / n['images_per_s']:.1f}x end to end; "
+          f"max |score diff| = {diff:.2e}")  # fmt: skip
+    if args.out:
+        summary = {"n": args.n, "threads": args.threads, "checkpoint": args.checkpoint, "max_abs_score_diff": diff,
+                   "speedup_end_to_end": c["images_per_s"] / n["images_per_s"],
+                   "loadavg_1min": os.getloadavg()[0], "cached": c, "naive": n}  # fmt: skip
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

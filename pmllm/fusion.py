@@ -1,0 +1,84 @@
+"""Trainable parts of pmllm: the visual projector, the profile projector and the selective fusion modules.
+
+:class:`SelectiveFusion` is inserted after a decoder layer of the frozen LLM. For the hidden states ``h`` of the
+positions after the profile (the per-photo suffix) it computes
+
+    a = CrossAttention(query = Norm(h), keys/values = projected visual tokens)
+    g = sigmoid(W_g [Norm(h); p] + b_g)              # per-channel gate, profile-aware selection
+    h <- h + alpha * g * a                           # alpha: per-channel scale, initialised to exactly 0
+
+where ``p`` is the user's profile representation (mean-pooled frozen hidden state over the profile tokens, then
+:class:`ProfileProjector`). Because ``alpha`` starts at 0 the untrained model adds exact zeros: it reproduces the
+frozen LLM bit for bit (tested). The design follows the paper's description (gated cross-attention from the LLM's
+evolving hidden states to visual tokens, selection conditioned on the profile); the equations are ours.
+
+Library module, no entry point.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class VisualProjector(nn.Module):
+    """Frozen visual tokens ``(B, M, d_visual)`` -> LLM width ``(B, M, d_model)``."""
+
+    def __init__(self, d_visual: int, d_model: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_visual)
+        self.fc1 = nn.Linear(d_visual, d_model)
+        self.fc2 = nn.Linear(d_model, d_model)
+        self.out_norm = nn.LayerNorm(d_model)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.fc1(self.norm(tokens.to(self.fc1.weight.dtype)))
+        return self.out_norm(self.fc2(F.gelu(x)))
+
+
+class ProfileProjector(nn.Module):
+    """Pooled frozen hidden state of the profile ``(B, d_model)`` -> profile code ``(B, d_profile)``."""
+
+    def __init__(self, d_model: int, d_profile: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.fc = nn.Linear(d_model, d_profile)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(self.norm(pooled.to(self.fc.weight.dtype))))
+
+
+class SelectiveFusion(nn.Module):
+    """Gated, profile-aware cross-attention from LLM hidden states to visual tokens (see module docstring)."""
+
+    def __init__(self, d_model: int, d_profile: int, d_attn: int = 256, n_heads: int = 4):
+        super().__init__()
+        if d_attn % n_heads:
+            raise ValueError(f"d_attn={d_attn} must be divisible by n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.norm = nn.LayerNorm(d_model)
+        self.q = nn.Linear(d_model, d_attn, bias=False)
+        self.k = nn.Linear(d_model, d_attn, bias=False)
+        self.v = nn.Linear(d_model, d_attn, bias=False)
+        self.o = nn.Linear(d_attn, d_model, bias=False)
+        self.gate = nn.Linear(d_model + d_profile, d_model)
+        nn.init.normal_(self.gate.weight, std=0.02)
+        nn.init.zeros_(self.gate.bias)
+        self.alpha = nn.Parameter(torch.zeros(d_model))  # closed at init: the module adds exactly 0
+
+    def forward(self, h: torch.Tensor, visual: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
+        """``h (B, T, D)``, ``visual (B, M, D)``, ``profile (B, d_profile)`` -> the new ``h``."""
+        dtype = h.dtype
+        x = self.norm(h.to(self.q.weight.dtype))
+        b, t, _ = x.shape
+        m = visual.shape[1]
+        heads = self.n_heads
+        q = self.q(x).view(b, t, heads, -1).transpose(1, 2)
+        k = self.k(visual).view(b, m, heads, -1).transpose(1, 2)
+        v = self.v(visual).view(b, m, heads, -1).transpose(1, 2)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, -1)
+        a = self.o(a)
+        p = profile.to(x.dtype).unsqueeze(1).expand(b, t, profile.shape[-1])
+        g = torch.sigmoid(self.gate(torch.cat([x, p], dim=-1)))
+        return h + (self.alpha * g * a).to(dtype)

@@ -1,0 +1,406 @@
+"""PMLLM: a frozen causal LM + a frozen vision encoder + trainable projector and selective fusion modules.
+
+Scoring one user's photos::
+
+    from pmllm.model import PMLLM
+    model = PMLLM.from_pretrained("pmllm/checkpoints/default")          # embedded SmolLM2 + EfficientNet-Lite0
+    out = model.score(Profile(text="I love moody night streets"), ["a.jpg", "b.jpg"])
+    out.scores, out.probs                                               # PARA scale 1-5, level probabilities
+
+How it runs: the chat-templated profile prefix goes through the frozen LLM once per user; its keys/values and the
+pooled profile representation are cached (LRU). Each photo is a short suffix (~13 tokens) scored in a batch
+against the prefix cache expanded over the batch. Fusion modules, attached with forward hooks to configurable
+decoder layers, act only on positions after the profile and cross-attend to the photo's projected visual tokens;
+the answer position's level-word logits go through :func:`pmllm.readout.readout`. ``cached=False`` runs the
+naive path (prefix + suffix for every photo, no cache) and gives the same scores (tested to 1e-4).
+
+Checkpoints hold only the trainable parts (projector, profile projector, fusion modules, LoRA adapters if any):
+``pmllm_config.json`` + ``fusion_model.safetensors``. Library module, no entry point (see ``pmllm.train``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from piaa.schema import PARA_SCALE, Profile, Scale
+from pmllm.constants import level_token_ids
+from pmllm.fusion import ProfileProjector, SelectiveFusion, VisualProjector
+from pmllm.profile import PromptIds, build_prompt
+from pmllm.readout import level_logits, readout
+
+CONFIG_NAME = "pmllm_config.json"
+WEIGHTS_NAME = "fusion_model.safetensors"
+TRAINABLE_PREFIXES = ("projector.", "profile_proj.", "fusions.")
+
+
+@dataclass
+class PMLLMConfig:
+    llm: str = "smollm2-135m-instruct"
+    vision: str = "efficientnet-lite0"
+    fusion_layers: list[int] | None = None  # None -> about 73%, 83%, 93% of the depth (22, 25, 28 of 30)
+    d_attn: int = 256
+    n_heads: int = 4
+    d_profile: int = 64
+    lora_r: int = 0  # 0 = LLM fully frozen (default)
+    lora_alpha: int = 16
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    meta: dict[str, Any] = field(default_factory=dict)  # provenance (what it was trained on, command, ...)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PMLLMConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"{CONFIG_NAME}: unknown field(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class PrefixState:
+    """One user's cached prefix: per-layer (key, value) tensors ``(1, heads, P, dim)`` and the pooled profile."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    pooled: torch.Tensor  # (1, d_model)
+    length: int
+
+
+@dataclass
+class ScoreOutput:
+    scores: np.ndarray  # (N,) on the requested scale
+    probs: np.ndarray  # (N, K) level-word probabilities
+
+
+@dataclass
+class _Ctx:
+    visual: torch.Tensor | None = None  # projected visual tokens (B, M, D)
+    pooled: torch.Tensor | None = None  # pooled profile hidden state (1 or B, D)
+    span: tuple[int, int] | None = None  # profile tokens inside the current sequence (capture pooled)
+    fuse_from: int = 0  # first position the fusion modules act on
+    expand_to: int = 0  # >0: the batch-1 suffix is expanded to this many photos at the first fusion layer
+    profile: torch.Tensor | None = None  # projected profile code, computed lazily
+
+
+def decoder_layers(llm: nn.Module) -> nn.ModuleList:
+    """The decoder layer list of a Hugging Face causal LM (Llama/Qwen/Mistral/Gemma/Phi/GPT-2/NeoX layouts)."""
+    base = llm.get_decoder() if hasattr(llm, "get_decoder") else llm
+    for obj, attr in ((base, "layers"), (base, "h"), (getattr(base, "decoder", None), "layers"), (llm, "layers")):
+        layers = getattr(obj, attr, None) if obj is not None else None
+        if isinstance(layers, nn.ModuleList):
+            return layers
+    raise ValueError(f"cannot find the decoder layers of {type(llm).__name__}; pmllm supports HF decoder-only LMs")
+
+
+def cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (keys, values) of a transformers cache object."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))  # older transformers
+
+
+def make_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], batch: int):
+    """A fresh DynamicCache holding ``kv`` expanded (views) over ``batch`` rows; the suffix appends to it."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for i, (k, v) in enumerate(kv):
+        cache.update(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), i)
+    return cache
+
+
+def _hidden(args, kwargs) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+class PMLLM(nn.Module):
+    """Frozen LLM + frozen vision encoder + trainable profile-aware selective fusion. See the module docstring."""
+
+    def __init__(self, config: PMLLMConfig | None = None, *, llm=None, tokenizer=None, encoder=None,
+                 quantization: str | None = None, prefix_cache_size: int = 64):  # fmt: skip
+        super().__init__()
+        from piaa.models import create_llm, create_vision_encoder
+
+        self.config = config = config or PMLLMConfig()
+        if llm is None:
+            llm, tokenizer = create_llm(config.llm, quantization=quantization)
+        if tokenizer is None:
+            raise ValueError("a tokenizer is required with a given llm")
+        self.llm, self.tokenizer = llm, tokenizer
+        self.encoder = encoder if encoder is not None else create_vision_encoder(config.vision)
+        for p in list(self.llm.parameters()) + list(self.encoder.parameters()):
+            p.requires_grad_(False)
+        text_cfg = llm.config.get_text_config() if hasattr(llm.config, "get_text_config") else llm.config
+        d_model = int(text_cfg.hidden_size)
+        layers = decoder_layers(llm)
+        n = len(layers)
+        if config.fusion_layers is None:
+            config.fusion_layers = sorted({min(n - 1, max(0, round(n * f))) for f in (0.73, 0.83, 0.93)})
+        bad = [i for i in config.fusion_layers if not 0 <= i < n]
+        if bad or not config.fusion_layers:
+            raise ValueError(f"fusion_layers {config.fusion_layers} invalid for an LLM with {n} decoder layers")
+        config.fusion_layers = sorted(int(i) for i in config.fusion_layers)
+        self.level_ids = level_token_ids(tokenizer)
+        self.projector = VisualProjector(self.encoder.token_dim, d_model)
+        self.profile_proj = ProfileProjector(d_model, config.d_profile)
+        self.fusions = nn.ModuleDict(
+            {str(i): SelectiveFusion(d_model, config.d_profile, config.d_attn, config.n_heads)
+             for i in config.fusion_layers}
+        )  # fmt: skip
+        if config.lora_r:
+            self._attach_lora()
+        self._ctx: _Ctx | None = None
+        self._head_kv: tuple[tuple, list] | None = None
+        self._prefix_cache: OrderedDict[tuple, PrefixState] = OrderedDict()
+        self._prefix_cache_size = prefix_cache_size
+        self._hooks = [layers[config.fusion_layers[0]].register_forward_pre_hook(self._capture, with_kwargs=True)]
+        for i in config.fusion_layers:
+            self._hooks.append(layers[i].register_forward_hook(self._make_fuse_hook(str(i))))
+        dev = next(llm.parameters()).device
+        if not quantization:
+            self.to(dev)
+        else:  # the quantized LLM stays where bitsandbytes put it
+            for m in (self.encoder, self.projector, self.profile_proj, self.fusions):
+                m.to(dev)
+        self.eval()
+
+    # ------------------------------------------------------------------------------------------- plumbing
+    def _attach_lora(self) -> None:
+        from peft import LoraConfig, inject_adapter_in_model
+
+        cfg = LoraConfig(r=self.config.lora_r, lora_alpha=self.config.lora_alpha, lora_dropout=0.0,
+                         target_modules=list(self.config.lora_targets))  # fmt: skip
+        inject_adapter_in_model(cfg, self.llm)
+        for name, p in self.llm.named_parameters():
+            p.requires_grad_("lora_" in name)
+
+    def _capture(self, module, args, kwargs):
+        """Pre-hook of the first fusion layer: pool the profile, and/or fan the shared suffix out to N photos."""
+        ctx = self._ctx
+        if ctx is None:
+            return None
+        if ctx.span is not None:
+            a, b = ctx.span
+            ctx.pooled = _hidden(args, kwargs)[:, a:b].mean(dim=1)
+        if ctx.expand_to:
+            h = _hidden(args, kwargs).expand(ctx.expand_to, -1, -1)
+            if args:
+                return (h, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": h}
+        return None
+
+    def _make_fuse_hook(self, key: str):
+        def hook(module, args, output):
+            ctx = self._ctx
+            if ctx is None or ctx.visual is None:
+                return None
+            h = output[0] if isinstance(output, tuple) else output
+            if ctx.profile is None:
+                if ctx.pooled is None:
+                    raise RuntimeError("fusion needs the profile representation; none was captured")
+                ctx.profile = self.profile_proj(ctx.pooled).expand(h.shape[0], -1)
+            s = ctx.fuse_from
+            fused = self.fusions[key](h[:, s:], ctx.visual, ctx.profile)
+            h = torch.cat([h[:, :s], fused], dim=1) if s else fused
+            return (h, *output[1:]) if isinstance(output, tuple) else h
+
+        return hook
+
+    @contextlib.contextmanager
+    def _context(self, ctx: _Ctx):
+        prev, self._ctx = self._ctx, ctx
+        try:
+            yield ctx
+        finally:
+            self._ctx = prev
+
+    def train(self, mode: bool = True) -> PMLLM:
+        super().train(mode)
+        self.llm.eval()  # frozen parts never switch dropout/batch-norm to training behaviour
+        self.encoder.eval()
+        self._prefix_cache.clear()
+        self._head_kv = None
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.projector.fc1.weight.device
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: p for n, p in self.named_parameters() if n.startswith(TRAINABLE_PREFIXES) or "lora_" in n}
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self.trainable_state_dict().values())
+
+    # -------------------------------------------------------------------------------------------- forward
+    def prompt(self, profile: Profile) -> PromptIds:
+        return build_prompt(self.tokenizer, profile)
+
+    def _head(self, prompt: PromptIds) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]] | None]:
+        """Keys/values of the fixed chat-template head before the profile (same for every user), cached once."""
+        n = prompt.span[0]
+        if n == 0:
+            return 0, None
+        key = tuple(prompt.prefix[:n])
+        if self._head_kv is None or self._head_kv[0] != key or torch.is_grad_enabled():
+            ids = torch.tensor([list(key)], device=self.device)
+            out = self.llm.get_decoder()(input_ids=ids, use_cache=True)
+            kv = cache_tensors(out.past_key_values)
+            if torch.is_grad_enabled():  # LoRA training: the head changes with the adapters, do not cache it
+                return n, kv
+            self._head_kv = (key, kv)
+        return n, self._head_kv[1]
+
+    def encode_prefix(self, prompt: PromptIds) -> PrefixState:
+        """Run the profile prefix through the LLM once: cached keys/values + pooled profile representation.
+
+        The template head before the profile is identical for all users and is itself computed only once.
+        """
+        n, head = self._head(prompt)
+        ids = torch.tensor([prompt.prefix[n:]], device=self.device)
+        pos = torch.arange(n, len(prompt.prefix), device=self.device).unsqueeze(0)
+        cache = make_cache(head, 1) if head is not None else None
+        with self._context(_Ctx(span=(prompt.span[0] - n, prompt.span[1] - n))) as ctx:
+            out = self.llm.get_decoder()(input_ids=ids, position_ids=pos, past_key_values=cache, use_cache=True)
+        return PrefixState(cache_tensors(out.past_key_values), ctx.pooled, len(prompt.prefix))
+
+    def prefix_state(self, prompt: PromptIds) -> PrefixState:
+        """:meth:`encode_prefix` with an LRU cache (inference only: training and LoRA change the prefix)."""
+        if self.training or torch.is_grad_enabled():
+            return self.encode_prefix(prompt)
+        key = (tuple(prompt.prefix), prompt.span)
+        if key in self._prefix_cache:
+            self._prefix_cache.move_to_end(key)
+            return self._prefix_cache[key]
+        state = self.encode_prefix(prompt)
+        self._prefix_cache[key] = state
+        while len(self._prefix_cache) > self._prefix_cache_size:
+            self._prefix_cache.popitem(last=False)
+        return state
+
+    def level_logits_cached(self, state: PrefixState, suffix: list[int], tokens: torch.Tensor) -> torch.Tensor:
+        """Level logits ``(N, K)`` for N photos (frozen visual tokens ``(N, M, d_visual)``) against one prefix.
+
+        The suffix is identical for every photo until the first fusion layer, so the layers below it run once
+        (batch 1) and the hidden states fan out to N photos there; the prefix cache is expanded (as views) only
+        for the layers from the first fusion layer up.
+        """
+        n, s = tokens.shape[0], len(suffix)
+        visual = self.projector(tokens.to(self.device))
+        ids = torch.tensor([suffix], device=self.device)
+        pos = torch.arange(state.length, state.length + s, device=self.device).unsqueeze(0)
+        first = self.config.fusion_layers[0]
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        for i, (k, v) in enumerate(state.kv):
+            b = n if i >= first else 1
+            cache.update(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), i)
+        with self._context(_Ctx(visual=visual, pooled=state.pooled, fuse_from=0, expand_to=n)):
+            out = self.llm(input_ids=ids, past_key_values=cache, position_ids=pos, use_cache=True, logits_to_keep=1)
+        return level_logits(out.logits[:, -1], self.level_ids)
+
+    def level_logits_naive(self, prompt: PromptIds, tokens: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`level_logits_cached` without any cache: the whole prompt for every photo."""
+        n = tokens.shape[0]
+        visual = self.projector(tokens.to(self.device))
+        ids = torch.tensor(prompt.prefix + prompt.suffix, device=self.device).expand(n, -1)
+        with self._context(_Ctx(visual=visual, span=prompt.span, fuse_from=len(prompt.prefix))):
+            out = self.llm(input_ids=ids, use_cache=False, logits_to_keep=1)
+        return level_logits(out.logits[:, -1], self.level_ids)
+
+    def forward(self, prompt: PromptIds, tokens: torch.Tensor) -> torch.Tensor:
+        """Training forward: level logits ``(N, K)`` for one user's prompt and N photos' frozen visual tokens."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and bool(self.config.lora_r)):
+            state = self.encode_prefix(prompt)
+        return self.level_logits_cached(state, prompt.suffix, tokens)
+
+    # ------------------------------------------------------------------------------------------- scoring
+    @torch.no_grad()
+    def visual_tokens(self, images: Sequence, batch_size: int = 32) -> torch.Tensor:
+        """Frozen visual tokens ``(N, M, d_visual)`` for paths / PIL images (decoded with ``piaa.images``)."""
+        from PIL import Image
+
+        from piaa.images import load_image
+
+        out = []
+        for i in range(0, len(images), batch_size):
+            chunk = [im if isinstance(im, Image.Image) else load_image(im, min_side=self.encoder.image_size)
+                     for im in images[i : i + batch_size]]  # fmt: skip
+            x = self.encoder.preprocess(chunk).to(self.device)
+            out.append(self.encoder(x).tokens.float())
+        return torch.cat(out) if out else torch.empty(0, self.encoder.num_tokens, self.encoder.token_dim)
+
+    @torch.no_grad()
+    def score_tokens(self, profile: Profile, tokens: torch.Tensor, *, scale: Scale = PARA_SCALE,
+                     cached: bool = True, batch_size: int = 32) -> ScoreOutput:  # fmt: skip
+        """Scores for precomputed frozen visual tokens ``(N, M, d_visual)``."""
+        prompt = self.prompt(profile)
+        state = self.prefix_state(prompt) if cached else None
+        logits = []
+        for i in range(0, tokens.shape[0], batch_size):
+            t = tokens[i : i + batch_size]
+            logits.append(self.level_logits_cached(state, prompt.suffix, t) if cached
+                          else self.level_logits_naive(prompt, t))  # fmt: skip
+        if not logits:
+            return ScoreOutput(np.empty(0), np.empty((0, len(self.level_ids))))
+        scores, probs = readout(torch.cat(logits), scale)
+        return ScoreOutput(scores.cpu().double().numpy(), probs.cpu().double().numpy())
+
+    @torch.no_grad()
+    def score(self, profile: Profile, images: Sequence, *, scale: Scale = PARA_SCALE, cached: bool = True,
+              batch_size: int = 32) -> ScoreOutput:  # fmt: skip
+        """Score photos (paths or PIL images) for the user described by ``profile``."""
+        return self.score_tokens(profile, self.visual_tokens(images, batch_size), scale=scale, cached=cached,
+                                 batch_size=batch_size)  # fmt: skip
+
+    # ------------------------------------------------------------------------------------------ persistence
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write ``pmllm_config.json`` + ``fusion_model.safetensors`` (trainable parts only)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
+        save_file(tensors, str(path / WEIGHTS_NAME), metadata={"format": "pt"})
+        (path / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, llm=None, tokenizer=None, encoder=None,
+                        quantization: str | None = None) -> PMLLM:  # fmt: skip
+        """Load a checkpoint written by :meth:`save_pretrained` (frozen models resolved by name unless given)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"{path / name}: missing (a pmllm checkpoint holds {CONFIG_NAME} and "
+                                        f"{WEIGHTS_NAME})")  # fmt: skip
+        try:
+            config = PMLLMConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ValueError(f"{path / CONFIG_NAME}: malformed ({err})") from None
+        model = cls(config, llm=llm, tokenizer=tokenizer, encoder=encoder, quantization=quantization)
+        state = load_file(str(path / WEIGHTS_NAME))
+        expected = model.trainable_state_dict()
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"{path / WEIGHTS_NAME}: does not match the config (missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]})")  # fmt: skip
+        with torch.no_grad():
+            for k, p in expected.items():
+                if p.shape != state[k].shape:
+                    raise ValueError(f"{path / WEIGHTS_NAME}: {k} has shape {tuple(state[k].shape)}, "
+                                     f"expected {tuple(p.shape)}")  # fmt: skip
+                p.copy_(state[k].to(p.dtype))
+        return model

@@ -1,0 +1,56 @@
+"""The ONE score readout: rating-level logits -> probabilities -> expected level -> score on the target scale.
+
+Every pmllm score (the fused model, the prompt-only baseline, training) goes through :func:`readout`; its inverse
+:func:`soft_targets` turns scores into the soft level distributions used as cross-entropy targets in training.
+
+Example::
+
+    scores, probs = readout(level_logits, PARA_SCALE)   # level_logits: (N, 5) at the answer position
+
+Library module, no entry point.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from piaa.schema import Scale
+from pmllm.constants import LEVEL_WEIGHTS
+
+
+def level_logits(vocab_logits: torch.Tensor, level_ids: list[int]) -> torch.Tensor:
+    """Pick the level-word columns from next-token logits ``(N, V)`` -> ``(N, K)``."""
+    return vocab_logits[..., level_ids]
+
+
+def readout(logits: torch.Tensor, scale: Scale | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scores, probs)`` from level logits ``(N, K)``.
+
+    ``probs = softmax(logits)`` over the K level words; the expected level ``sum(probs * LEVEL_WEIGHTS)`` lies in
+    ``[min(w), max(w)]`` and is mapped linearly onto ``scale`` (``None`` -> the raw expected level). Differentiable.
+    """
+    w = torch.tensor(LEVEL_WEIGHTS, dtype=torch.float32, device=logits.device)
+    if logits.shape[-1] != len(w):
+        raise ValueError(f"readout expects {len(w)} level logits, got shape {tuple(logits.shape)}")
+    probs = torch.softmax(logits.float(), dim=-1)
+    expected = probs @ w
+    if scale is None:
+        return expected, probs
+    u = (expected - w.min()) / (w.max() - w.min())
+    return scale.min + u * (scale.max - scale.min), probs
+
+
+def soft_targets(scores: torch.Tensor, scale: Scale) -> torch.Tensor:
+    """Scores on ``scale`` -> ``(N, K)`` level distributions whose expectation is the score (linear interpolation
+    between the two nearest levels), the training target for the cross-entropy term."""
+    w = torch.tensor(LEVEL_WEIGHTS, dtype=torch.float32, device=scores.device)
+    u = ((scores.float() - scale.min) / (scale.max - scale.min)).clamp(0.0, 1.0)
+    t = w.min() + u * (w.max() - w.min())  # position on the level axis
+    k = len(w)
+    idx = torch.searchsorted(w, t.contiguous(), right=True).clamp(1, k - 1)  # upper neighbour
+    lo, hi = w[idx - 1], w[idx]
+    frac = ((t - lo) / (hi - lo)).clamp(0.0, 1.0)
+    out = torch.zeros(*scores.shape, k, device=scores.device)
+    out.scatter_(-1, (idx - 1).unsqueeze(-1), (1 - frac).unsqueeze(-1))
+    out.scatter_add_(-1, idx.unsqueeze(-1), frac.unsqueeze(-1))
+    return out

@@ -1,0 +1,272 @@
+"""Train pmllm's fusion modules (and projectors; optionally LoRA) on the training users of a ratings table.
+
+    python -m pmllm.train --ratings WORLD/ratings --users-from WORLD/folds.json --fold 0 \\
+        --out pmllm/checkpoints/default [--epochs 2] [--images-per-step 32] [--lora 0] [--resume]
+
+Multi-GPU: ``accelerate launch --num_processes 4 -m pmllm.train ...`` (each process takes a disjoint share of the
+steps; gradients of the trainable parts are averaged by DDP). bf16 autocast on GPU, fp32 on CPU.
+``--quantization 4bit|8bit`` loads the frozen LLM with bitsandbytes (CUDA only).
+
+One step = one training user: their profile, randomly coarsened (structured fields dropped, free text dropped,
+sometimes everything dropped, so coarse and empty profiles are in the training distribution), and a batch of
+their rated photos. Loss = cross-entropy to soft level targets (:func:`pmllm.readout.soft_targets`) + a
+within-user pairwise RankNet term on the expected scores. Frozen visual tokens are precomputed once and cached
+(safetensors). The step plan is a deterministic function of ``--seed``, so ``--resume`` continues exactly where a
+run stopped (weights, optimizer and scheduler are saved every ``--save-every`` steps).
+Test users of the fold are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from piaa.schema import DEMOGRAPHIC_FIELDS, Profile, RatingsTable, SchemaError
+from pmllm.model import PMLLM, PMLLMConfig
+from pmllm.readout import readout, soft_targets
+
+STATE_NAME = "train_state.pt"
+
+
+def coarsen(profile: Profile, rng: np.random.Generator, p_field: float = 0.3, p_text: float = 0.25,
+            p_structured: float = 0.2, p_empty: float = 0.08) -> Profile:  # fmt: skip
+    """A random coarser view of ``profile`` (training augmentation for coarse/empty profiles at test time)."""
+    r = rng.random()
+    if r < p_empty:
+        return Profile()
+    fields = list(profile.structured())
+    if r < p_empty + 0.07:  # demographics only, one of the evaluation ablations
+        keep = {f for f in fields if f in DEMOGRAPHIC_FIELDS}
+    elif rng.random() < p_structured:
+        keep = set()
+    else:
+        keep = {f for f in fields if rng.random() >= p_field}
+    if profile.text and rng.random() >= p_text and r >= p_empty + 0.07:
+        keep.add("text")
+    return profile.subset(keep)
+
+
+def load_users(users_from: str | None, fold: int, table: RatingsTable) -> list[str]:
+    """Training users of ``fold`` from a folds.json (``{"folds": [{"train": [...], "test": [...]}]}``)."""
+    if not users_from:
+        return table.users
+    path = Path(users_from)
+    try:
+        folds = json.loads(path.read_text())["folds"]
+        train = [str(u) for u in folds[fold]["train"]]
+    except (OSError, json.JSONDecodeError, KeyError, IndexError, TypeError) as err:
+        raise SchemaError(f"{path}: cannot read training users of fold {fold} ({type(err).__name__}: {err})") from None
+    known = set(table.users)
+    missing = [u for u in train if u not in known]
+    if missing:
+        raise SchemaError(f"{path}: fold {fold} lists {len(missing)} training user(s) absent from the ratings, "
+                          f"e.g. {missing[:3]}")  # fmt: skip
+    return train
+
+
+def visual_tokens_for(model: PMLLM, table: RatingsTable, images: list[str], cache_dir: Path | None) -> torch.Tensor:
+    """Frozen visual tokens ``(N, M, D)`` (float16) for ``images``, cached in a safetensors file."""
+    from piaa.features import encode_images
+
+    cache = None
+    if cache_dir is not None:
+        h = hashlib.sha1("|".join([model.encoder.name, str(table.image_root.resolve()), *images]).encode())
+        cache = cache_dir / f"pmllm-tokens-{h.hexdigest()[:16]}.safetensors"
+    paths = [table.image_path(i) for i in images]
+    return encode_images(model.encoder, paths, keep=("tokens",), cache=cache, batch_size=32)["tokens"]
+
+
+def step_plan(table: RatingsTable, users: list[str], epochs: int, per_step: int, seed: int) -> list[tuple[str, list]]:
+    """Deterministic list of (user, [row indices]) steps: each epoch visits every user's ratings in chunks."""
+    rng = np.random.default_rng(seed)
+    by_user = {u: table.ratings.index[table.ratings["user"] == u].to_numpy() for u in users}
+    plan = []
+    for _ in range(epochs):
+        epoch = []
+        for u in users:
+            rows = rng.permutation(by_user[u])
+            n_chunks = max(1, math.ceil(len(rows) / per_step))
+            epoch += [(u, c.tolist()) for c in np.array_split(rows, n_chunks) if len(c) >= 2]
+        order = rng.permutation(len(epoch))
+        plan += [epoch[i] for i in order]
+    return plan
+
+
+def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 4.0) -> torch.Tensor:
+    """RankNet loss over all pairs of one user's photos with different target scores."""
+    dp = pred.unsqueeze(1) - pred.unsqueeze(0)
+    dt = target.unsqueeze(1) - target.unsqueeze(0)
+    mask = dt > 1e-6
+    if not mask.any():
+        return pred.sum() * 0.0
+    return F.softplus(-beta * dp[mask]).mean()
+
+
+def train(args: argparse.Namespace) -> Path:
+    """The training loop (one explicit function). Returns the output checkpoint directory."""
+    from accelerate import Accelerator
+
+    torch.set_num_threads(args.threads)
+    acc = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() and not args.fp32 else "no")
+    out = Path(args.out)
+    table = RatingsTable.load(args.ratings)
+    users = load_users(args.users_from, args.fold, table)
+    all_images = table.images  # photos are inputs, not ratings: encode them all (one cache shared with evaluation)
+    table = table.for_users(users)
+    resume = args.resume and (out / STATE_NAME).is_file()
+    if resume:
+        model = PMLLM.from_pretrained(out, quantization=args.quantization)
+        config = model.config
+    else:
+        layers = [int(x) for x in args.fusion_layers.split(",")] if args.fusion_layers else None
+        config = PMLLMConfig(llm=args.llm, vision=args.vision, fusion_layers=layers, d_attn=args.d_attn,
+                             n_heads=args.n_heads, d_profile=args.d_profile, lora_r=args.lora)  # fmt: skip
+        torch.manual_seed(args.seed)
+        model = PMLLM(config, quantization=args.quantization)
+    images = all_images
+    cache_dir = None if args.no_cache else Path(args.cache_dir or _default_cache())
+    tokens = visual_tokens_for(model, table, images, cache_dir)
+    img_index = {im: i for i, im in enumerate(images)}
+    plan = step_plan(table, users, args.epochs, args.images_per_step, args.seed)
+    if args.max_steps:
+        plan = plan[: args.max_steps]
+    n_steps = len(plan) // acc.num_processes  # every process runs the same number of steps (DDP)
+    plan = plan[acc.process_index :: acc.num_processes][:n_steps]
+    if n_steps == 0:
+        raise ValueError(f"{args.ratings}: no training steps (no user with at least 2 ratings among {len(users)})")
+    opt = torch.optim.AdamW(model.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    warm = max(1, int(0.05 * n_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, n_steps))))
+    )
+    start = 0
+    if resume:
+        state = torch.load(out / STATE_NAME, map_location="cpu", weights_only=True)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = int(state["step"])
+        acc.print(f"resuming at step {start}/{n_steps}")
+    model, opt = acc.prepare(model, opt)
+    core: PMLLM = acc.unwrap_model(model)
+    core.train()
+    scale = table.scale
+    ratings = table.ratings
+    log_path = out / "train_log.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    t0, running = time.time(), []
+    bar = tqdm(range(start, n_steps), desc="pmllm train", disable=not acc.is_local_main_process, initial=start,
+               total=n_steps)  # fmt: skip
+    for step in bar:
+        user, rows = plan[step]
+        rng = np.random.default_rng([args.seed, step, acc.process_index])
+        profile = coarsen(table.profile(user), rng) if args.coarsen else table.profile(user)
+        prompt = core.prompt(profile)
+        idx = [img_index[ratings.at[r, "image"]] for r in rows]
+        y = torch.tensor(ratings.loc[rows, "score"].to_numpy(), dtype=torch.float32, device=acc.device)
+        with acc.autocast():
+            logits = model(prompt, tokens[idx].to(acc.device, torch.float32)).float()
+        ce = -(soft_targets(y, scale) * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+        expected, _ = readout(logits, None)
+        rank = pairwise_rank_loss(expected, y)
+        loss = ce + args.rank_weight * rank
+        opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        acc.clip_grad_norm_(core.trainable_parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running.append((loss.item(), ce.item(), rank.item()))
+        if (step + 1) % args.log_every == 0 or step + 1 == n_steps:
+            m = np.mean(running, axis=0)
+            running = []
+            bar.set_postfix(loss=f"{m[0]:.4f}", ce=f"{m[1]:.4f}", rank=f"{m[2]:.4f}")
+            if acc.is_main_process:
+                rec = {"step": step + 1, "loss": m[0], "ce": m[1], "rank": m[2], "lr": sched.get_last_lr()[0],
+                       "elapsed_s": round(time.time() - t0, 1)}  # fmt: skip
+                with open(log_path, "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+        stop = bool(args.stop_after) and step + 1 >= args.stop_after
+        if ((step + 1) % args.save_every == 0 or step + 1 == n_steps or stop) and acc.is_main_process:
+            _save(core, opt, sched, step + 1, out, args, users, n_steps, time.time() - t0)
+        acc.wait_for_everyone()
+        if stop:
+            break
+    bar.close()
+    core.eval()
+    return out
+
+
+def _default_cache() -> Path:
+    from piaa.models import cache_dir
+
+    return cache_dir() / "features"
+
+
+def _save(core: PMLLM, opt, sched, step: int, out: Path, args, users: list[str], n_steps: int, secs: float) -> None:
+    core.config.meta = {
+        "trained_on": str(args.ratings), "users_from": args.users_from, "fold": args.fold,
+        "n_train_users": len(users), "steps_done": step, "steps_total": n_steps, "epochs": args.epochs,
+        "images_per_step": args.images_per_step, "lr": args.lr, "rank_weight": args.rank_weight, "seed": args.seed,
+        "coarsen": args.coarsen, "train_seconds_this_run": round(secs, 1),
+        "command": "python -m pmllm.train " + " ".join(sys.argv[1:]),
+    }  # fmt: skip
+    core.save_pretrained(out)
+    tmp = out / (STATE_NAME + ".tmp")
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}, tmp)
+    tmp.replace(out / STATE_NAME)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = PMLLMConfig()
+    ap = argparse.ArgumentParser(prog="python -m pmllm.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ratings", required=True, help="a RatingsTable folder (e.g. WORLD/ratings)")
+    ap.add_argument("--users-from", help="folds.json; train on the 'train' users of --fold (default: all users)")
+    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--out", required=True, help="checkpoint directory (save_pretrained format)")
+    ap.add_argument("--llm", default=d.llm)
+    ap.add_argument("--vision", default=d.vision)
+    ap.add_argument("--fusion-layers", default=None, help="comma-separated decoder layer indices")
+    ap.add_argument("--d-attn", type=int, default=d.d_attn)
+    ap.add_argument("--n-heads", type=int, default=d.n_heads)
+    ap.add_argument("--d-profile", type=int, default=d.d_profile)
+    ap.add_argument("--lora", type=int, default=0, help="LoRA rank on the LLM (0 = LLM frozen, the default)")
+    ap.add_argument("--quantization", choices=["4bit", "8bit"], default=None, help="bitsandbytes LLM (CUDA)")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--images-per-step", type=int, default=32)
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--rank-weight", type=float, default=1.0)
+    ap.add_argument("--no-coarsen", dest="coarsen", action="store_false", help="always use the full profile")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast on GPU")
+    ap.add_argument("--save-every", type=int, default=50)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--resume", action="store_true", help="continue from --out if it holds a train state")
+    ap.add_argument("--stop-after", type=int, default=0, help="stop (and save) after this step; resume later")
+    ap.add_argument("--cache-dir", default=None, help="where frozen visual tokens are cached")
+    ap.add_argument("--no-cache", action="store_true")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        out = train(args)
+    except (SchemaError, FileNotFoundError, ValueError) as err:
+        sys.exit(f"pmllm.train: error: {err}")
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""pmllm model: closed gates == frozen LLM (exact), cached == naive scores, save/load bit-exact, LoRA placement,
+tiny random Llama + tiny CLIP end to end, and the embedded SmolLM2 + EfficientNet-Lite0 default."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from piaa.schema import PARA_SCALE, Profile
+from pmllm.model import PMLLM, PMLLMConfig, _Ctx
+
+PROFILE = Profile(age="30-34", gender="male", big5_O=6.0, text="Moody, dark night streets are my thing.")
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory):
+    """A tiny random Llama LM (with SmolLM2's tokenizer and chat template) and a tiny random CLIP vision tower."""
+    from transformers import AutoTokenizer, CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
+
+    from piaa.models import smollm2_dir
+
+    root = tmp_path_factory.mktemp("tiny")
+    tok = AutoTokenizer.from_pretrained(str(smollm2_dir()))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048)  # fmt: skip
+    LlamaForCausalLM(cfg).save_pretrained(root / "lm")
+    tok.save_pretrained(root / "lm")
+    vcfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                            image_size=32, patch_size=8)  # fmt: skip
+    CLIPVisionModel(vcfg).save_pretrained(root / "clip")
+    return root
+
+
+def tiny_model(tiny_dirs, **kw) -> PMLLM:
+    torch.manual_seed(1)
+    cfg = PMLLMConfig(llm=str(tiny_dirs / "lm"), vision=str(tiny_dirs / "clip"), d_attn=16, n_heads=2,
+                      d_profile=8, **kw)  # fmt: skip
+    return PMLLM(cfg)
+
+
+def open_gates(model: PMLLM, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for f in model.fusions.values():
+            f.alpha.copy_(torch.randn(f.alpha.shape, generator=g))
+
+
+def images(n: int, seed: int = 0) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (40 + i, 48, 3), dtype=np.uint8)) for i in range(n)]
+
+
+def _assert_closed_equals_frozen(model: PMLLM, n: int = 3):
+    prompt = model.prompt(PROFILE)
+    ids = torch.tensor(prompt.prefix + prompt.suffix).expand(n, -1)
+    tokens = torch.randn(n, model.encoder.num_tokens, model.encoder.token_dim)
+    with torch.no_grad():
+        frozen = model.llm(input_ids=ids).logits
+        visual = model.projector(tokens)
+        with model._context(_Ctx(visual=visual, span=prompt.span, fuse_from=len(prompt.prefix))) as ctx:
+            fused = model.llm(input_ids=ids).logits
+        assert ctx.profile is not None  # the fusion modules really ran
+    assert torch.equal(frozen, fused)  # bit-exact: closed gates add exact zeros
+    open_gates(model)
+    with torch.no_grad(), model._context(_Ctx(visual=visual, span=prompt.span, fuse_from=len(prompt.prefix))):
+        opened = model.llm(input_ids=ids).logits
+    assert torch.equal(opened[:, : len(prompt.prefix)], frozen[:, : len(prompt.prefix)])  # profile untouched
+    assert not torch.allclose(opened[:, -1], frozen[:, -1])  # ... and the answer position does see the photo
+
+
+def test_untrained_equals_frozen_llm_tiny(tiny_dirs):
+    model = tiny_model(tiny_dirs)
+    assert model.config.fusion_layers == [3]
+    _assert_closed_equals_frozen(model)
+
+
+def test_cached_equals_naive_and_batches_independent(tiny_dirs):
+    model = tiny_model(tiny_dirs)
+    open_gates(model, seed=3)
+    imgs = images(7)
+    a = model.score(PROFILE, imgs, batch_size=3)
+    b = model.score(PROFILE, imgs, cached=False, batch_size=4)
+    assert a.scores.shape == (7,) and a.probs.shape == (7, 5)
+    assert np.abs(a.scores - b.scores).max() < 1e-4 and np.abs(a.probs - b.probs).max() < 1e-4
+    assert np.ptp(a.scores) > 0  # different photos get different scores
+    one = model.score(PROFILE, imgs[2:3])
+    assert abs(one.scores[0] - a.scores[2]) < 1e-4
+    assert (a.scores >= PARA_SCALE.min).all() and (a.scores <= PARA_SCALE.max).all()
+    other = model.score(Profile(text="Bright, airy beach photos."), imgs)
+    assert np.abs(other.scores - a.scores).max() > 1e-6  # the profile matters
+    assert len(model._prefix_cache) == 2  # one cached prefix per user profile
+
+
+def test_save_load_bit_exact(tiny_dirs, tmp_path):
+    model = tiny_model(tiny_dirs)
+    open_gates(model, seed=5)
+    model.save_pretrained(tmp_path / "ck")
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["fusion_model.safetensors", "pmllm_config.json"]
+    loaded = PMLLM.from_pretrained(tmp_path / "ck")
+    sa, sb = model.trainable_state_dict(), loaded.trainable_state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    imgs = images(4, seed=1)
+    assert np.array_equal(model.score(PROFILE, imgs).scores, loaded.score(PROFILE, imgs).scores)
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(FileNotFoundError, match="pmllm_config.json"):
+        PMLLM.from_pretrained(tmp_path / "bad")
+
+
+def test_lora_attaches_only_to_the_llm(tiny_dirs, tmp_path):
+    model = tiny_model(tiny_dirs, lora_r=4)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    lora = {n for n in trainable if "lora_" in n}
+    assert lora and all(n.startswith("llm.") for n in lora)
+    assert not any(n.startswith("encoder.") for n in trainable)
+    frozen_llm = [n for n, p in model.llm.named_parameters() if not p.requires_grad]
+    assert frozen_llm and all("lora_" not in n for n in frozen_llm)
+    assert set(model.trainable_state_dict()) == trainable
+    model.save_pretrained(tmp_path / "ck")
+    loaded = PMLLM.from_pretrained(tmp_path / "ck")
+    assert any("lora_" in k for k in loaded.trainable_state_dict())
+    assert PMLLM(PMLLMConfig(llm=str(tiny_dirs / "lm"), vision=str(tiny_dirs / "clip"))).config.lora_r == 0
+
+
+def test_bad_fusion_layers(tiny_dirs):
+    with pytest.raises(ValueError, match="fusion_layers"):
+        tiny_model(tiny_dirs, fusion_layers=[7])
+
+
+def test_embedded_default_untrained_equals_frozen_and_caches(embedded_llm, embedded_vision):
+    llm, tok = embedded_llm
+    model = PMLLM(PMLLMConfig(), llm=llm, tokenizer=tok, encoder=embedded_vision)
+    try:
+        assert model.config.fusion_layers == [22, 25, 28]
+        _assert_closed_equals_frozen(model, n=2)
+        open_gates(model, seed=1)
+        tokens = torch.rand(3, 49, 1280)
+        a = model.score_tokens(PROFILE, tokens)
+        b = model.score_tokens(PROFILE, tokens, cached=False)
+        assert np.abs(a.scores - b.scores).max() < 1e-4
+    finally:
+        for h in model._hooks:  # the session-scoped LLM is shared with other tests
+            h.remove()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("quantization", ["4bit", "8bit"])
+def test_quantized_llm_on_cuda(quantization):
+    model = PMLLM(PMLLMConfig(), quantization=quantization)
+    assert model.device.type == "cuda"
+    open_gates(model)
+    tokens = torch.rand(4, 49, 1280)
+    a = model.score_tokens(PROFILE, tokens)
+    b = model.score_tokens(PROFILE, tokens, cached=False)
+    assert np.isfinite(a.scores).all() and np.abs(a.scores - b.scores).max() < 5e-2  # low-precision kernels

@@ -1,0 +1,101 @@
+"""pmllm training on a tiny synthetic ratings table: the loss goes down, an interrupted run resumes exactly,
+profile coarsening, and clear errors for bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from piaa.schema import PARA_SCALE, Profile, RatingsTable, SchemaError
+from pmllm.train import coarsen, main, parse_args, step_plan, train
+from tests.test_pmllm_model import tiny_dirs  # noqa: F401 - shared fixture
+
+
+@pytest.fixture(scope="module")
+def tiny_table(tmp_path_factory):
+    """6 users x 12 photos; bright photos are liked by 'bright' users and disliked by 'dark' users."""
+    root = tmp_path_factory.mktemp("table")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    levels = np.linspace(20, 235, 12)
+    for i, v in enumerate(levels):
+        arr = np.clip(rng.normal(v, 10, (36, 36, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(root / "images" / f"img{i:02d}.jpg")
+    rows, profiles = [], {}
+    for u in range(6):
+        likes_bright = u % 2 == 0
+        profiles[f"u{u}"] = Profile(age="22-25", text="I love bright photos" if likes_bright else "I love dark photos")
+        for i in range(12):
+            s = 1 + 4 * (i / 11 if likes_bright else 1 - i / 11)
+            rows.append({"image": f"img{i:02d}.jpg", "user": f"u{u}", "score": float(PARA_SCALE.quantize(s))})
+    table = RatingsTable(pd.DataFrame(rows), PARA_SCALE, profiles, root / "images", "tiny")
+    table.save(root / "ratings")
+    (root / "folds.json").write_text(
+        json.dumps({"folds": [{"train": ["u0", "u1", "u2", "u3"], "test": ["u4", "u5"]}]})
+    )
+    return root
+
+
+def _args(tiny_dirs, root, out, *extra):  # noqa: F811
+    return parse_args([
+        "--ratings", str(root / "ratings"), "--users-from", str(root / "folds.json"), "--fold", "0",
+        "--out", str(out), "--llm", str(tiny_dirs / "lm"), "--vision", str(tiny_dirs / "clip"),
+        "--d-attn", "16", "--n-heads", "2", "--d-profile", "8", "--images-per-step", "6", "--epochs", "3",
+        "--lr", "3e-3", "--save-every", "4", "--log-every", "2", "--cache-dir", str(root / "cache"), "--threads", "1",
+        *extra,
+    ])  # fmt: skip
+
+
+def test_loss_decreases_and_resume_is_exact(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
+    out = train(_args(tiny_dirs, tiny_table, tmp_path / "full", "--no-coarsen"))
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 24  # 4 users x 2 chunks x 3 epochs
+    assert np.mean([r["loss"] for r in log[-3:]]) < np.mean([r["loss"] for r in log[:2]])
+    meta = json.loads((out / "pmllm_config.json").read_text())["meta"]
+    assert meta["fold"] == 0 and meta["n_train_users"] == 4 and meta["steps_done"] == 24
+    # interrupted after 8 steps, then resumed with the same command: identical weights at the end
+    part = tmp_path / "part"
+    train(_args(tiny_dirs, tiny_table, part, "--no-coarsen", "--max-steps", "24", "--stop-after", "8"))
+    assert json.loads((part / "pmllm_config.json").read_text())["meta"]["steps_done"] == 8
+    train(_args(tiny_dirs, tiny_table, part, "--no-coarsen", "--max-steps", "24", "--resume"))
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(out / "fusion_model.safetensors")), load_file(str(part / "fusion_model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_step_plan_uses_only_training_users(tiny_table):
+    table = RatingsTable.load(tiny_table / "ratings")
+    plan = step_plan(table, ["u0", "u1"], epochs=2, per_step=5, seed=0)
+    assert {u for u, _ in plan} == {"u0", "u1"}
+    for u, rows in plan:
+        assert set(table.ratings.loc[rows, "user"]) == {u} and len(rows) >= 2
+    assert plan == step_plan(table, ["u0", "u1"], epochs=2, per_step=5, seed=0)
+
+
+def test_coarsen_produces_coarse_and_empty_profiles():
+    full = Profile(age="22-25", gender="female", education="university", big5_E=3.0, text="I love cats")
+    rng = np.random.default_rng(0)
+    views = [coarsen(full, rng) for _ in range(400)]
+    assert any(v.is_empty() for v in views)
+    assert any(v.text and not v.structured() for v in views)  # text only
+    assert any(v.structured() and not v.text for v in views)  # structured only
+    assert any(v == full for v in views)
+    assert all(set(v.structured()) <= set(full.structured()) for v in views)
+
+
+def test_bad_input_gives_clear_errors(tiny_dirs, tiny_table, tmp_path, capsys):  # noqa: F811
+    (tmp_path / "folds.json").write_text(json.dumps({"folds": [{"train": ["nobody"], "test": []}]}))
+    with pytest.raises(SystemExit, match="absent from the ratings"):
+        main(["--ratings", str(tiny_table / "ratings"), "--users-from", str(tmp_path / "folds.json"),
+              "--out", str(tmp_path / "o")])  # fmt: skip
+    with pytest.raises(SystemExit, match="ratings.csv"):
+        main(["--ratings", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SchemaError):
+        from pmllm.train import load_users
+
+        load_users(str(tmp_path / "nope.json"), 0, RatingsTable.load(tiny_table / "ratings"))
