@@ -245,10 +245,16 @@ SCORERS: dict[str, Callable[..., Scorer]] = {
     "population-mean": PopulationMeanScorer,
     "oracle": OracleScorer,
     "support-residual": SupportResidualScorer,
-    # Methods register here, one entry each, e.g.:
-    # "taskvec": lazy("eval.scorers_taskvec:TaskVecScorer"),
-    # "pmllm": lazy("eval.scorers_pmllm:PMLLMScorer"),
-    # "ensemble": lazy("eval.scorers_ensemble:EnsembleScorer"),
+    # Methods: one entry each, imported only when created.
+    "taskvec": lazy("eval.scorers_taskvec:create_fast"),
+    "taskvec-yun2024": lazy("eval.scorers_taskvec:create_yun2024"),
+    "pmllm": lazy("eval.scorers_pmllm:PMLLMScorer"),
+    "pmllm-structured": lazy("eval.scorers_pmllm:PMLLMStructuredScorer"),
+    "pmllm-text": lazy("eval.scorers_pmllm:PMLLMTextScorer"),
+    "pmllm-demographics": lazy("eval.scorers_pmllm:PMLLMDemographicsScorer"),
+    "pmllm-empty": lazy("eval.scorers_pmllm:PMLLMEmptyScorer"),
+    "prompt-only": lazy("eval.scorers_pmllm:PromptOnlyScorer"),
+    "ensemble": lazy("eval.scorers_ensemble:EnsembleScorer"),
 }
 
 BASELINES = ("random", "population-mean", "support-residual", "oracle")

@@ -104,12 +104,12 @@ class TaskVecScorer(Scorer):
         return scores
 
 
-def _fast(**kw) -> TaskVecScorer:
+def create_fast(**kw) -> TaskVecScorer:
     return TaskVecScorer(recipe="fast", **kw)
 
 
-def _yun2024(**kw) -> TaskVecScorer:
+def create_yun2024(**kw) -> TaskVecScorer:
     return TaskVecScorer(recipe="yun2024", **kw)
 
 
-SCORERS = {"taskvec": _fast, "taskvec-yun2024": _yun2024}
+SCORERS = {"taskvec": create_fast, "taskvec-yun2024": create_yun2024}
