@@ -33,7 +33,7 @@ class TaskVecScorer(Scorer):
     def __init__(self, recipe: str = "fast", artifacts: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None, seed: int = 0, threads: int | None = None,
                  quick: bool = False, out_dir=None, benchmark_name: str | None = None,
-                 recipe_kwargs: dict | None = None):  # fmt: skip
+                 recipe_kwargs: dict | None = None, progress: bool = True):  # fmt: skip
         """``quick``/``out_dir``/``benchmark_name`` are harness run-context keywords (unused here)."""
         from taskvec.personalize import create_recipe
 
@@ -45,6 +45,7 @@ class TaskVecScorer(Scorer):
         self.seed = int(seed)
         self.threads = threads
         self.recipe_kwargs = dict(recipe_kwargs or {})
+        self.progress = bool(progress)
         self.scorer = None
         self.index: dict[str, int] = {}
         self.feats = None
@@ -68,7 +69,9 @@ class TaskVecScorer(Scorer):
         base = Path(self.cache_dir) if self.cache_dir else piaa_cache_dir() / "taskvec"
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in benchmark.name)
         cache = base / f"{safe}-{tag}-trunk.safetensors"
-        self.feats = self.scorer.features([benchmark.image_path(i) for i in images], cache=cache, progress=True)
+        self.feats = self.scorer.features(
+            [benchmark.image_path(i) for i in images], cache=cache, progress=self.progress
+        )
         self.index = {img: i for i, img in enumerate(images)}
         self._root = root
 
