@@ -15,6 +15,7 @@ import numpy as np
 
 from piaa.schema import PARA_SCALE, Profile
 
+DEFAULT_PMLLM = Path(__file__).resolve().parent.parent / "pmllm" / "checkpoints" / "default"
 MAX_TEXT = 2000  # characters kept from the free-text box (pmllm applies its own token budget after this)
 
 
@@ -54,6 +55,103 @@ def make_profile(text: str | None, **fields: str | None) -> Profile:
     return Profile(text=clean, **kept)
 
 
+class DemoService:
+    """Zero-shot ranking (pmllm) and personalization (taskvec + the ensembler) for one demo session."""
+
+    def __init__(self, pmllm_dir: str | Path | None = None, taskvec_dir: str | Path | None = None):
+        self.pmllm_dir, self.taskvec_dir = pmllm_dir, taskvec_dir
+        self._pmllm = None
+        self._taskvec = None
+        self._feats: dict[str, object] = {}  # image path -> taskvec trunk features
+
+    make_profile = staticmethod(make_profile)
+
+    @staticmethod
+    def sample_photos() -> list[Path]:
+        return sample_photos()
+
+    def pmllm(self):
+        if self._pmllm is None:
+            from pmllm.model import PMLLM
+
+            self._pmllm = PMLLM.from_pretrained(self.pmllm_dir or DEFAULT_PMLLM)
+        return self._pmllm
+
+    def taskvec(self):
+        if self._taskvec is None:
+            from taskvec.model import DEFAULT_ARTIFACTS, PersonalizedScorer
+
+            self._taskvec = PersonalizedScorer.from_pretrained(self.taskvec_dir or DEFAULT_ARTIFACTS)
+        return self._taskvec
+
+    def zero_shot(self, profile: Profile, paths: Sequence[str | Path]) -> np.ndarray:
+        """Predicted score (1-5) of every photo for the user described by ``profile``."""
+        return np.asarray(self.pmllm().score(profile, [Path(p) for p in paths], scale=PARA_SCALE).scores)
+
+    def _features(self, paths: Sequence[str | Path]):
+        import torch
+
+        missing = [str(p) for p in paths if str(p) not in self._feats]
+        if missing:
+            for p, f in zip(missing, self.taskvec().features(missing)):
+                self._feats[p] = f
+        return torch.stack([self._feats[str(p)] for p in paths])
+
+    def personalize(
+        self, paths: Sequence[str | Path], rated: dict[int, float], zero_shot: np.ndarray
+    ) -> tuple[np.ndarray, str]:
+        """Fit the user's task-vector coefficients on ``rated`` ({photo index: 1-5}), blend with ``zero_shot``.
+
+        Returns (blended score per photo on 1-5 for display, a one-line explanation).
+        """
+        from eval.ensemble import DEFAULT_K0, blend, blend_weight
+
+        idx = sorted(rated)
+        y = np.array([rated[i] for i in idx], dtype=np.float64)
+        if np.ptp(y) == 0:
+            return (
+                zero_shot,
+                "All your ratings are equal, so they say nothing about order: kept the zero-shot ranking.",
+            )
+        tv = self.taskvec()
+        feats = self._features(paths)
+        user = tv.personalize("demo-user", feats[idx], y, recipe="fast", scale_range=PARA_SCALE.max - PARA_SCALE.min)
+        few = tv.score_features(feats, user)
+        z = blend(zero_shot, few, k=len(idx), k0=DEFAULT_K0)
+        # show the blended order on the familiar 1-5 range: the zero-shot scores, re-assigned by blended rank
+        display = np.empty(len(z))
+        display[np.argsort(z, kind="stable")] = np.sort(np.asarray(zero_shot, dtype=np.float64))
+        w = blend_weight(len(idx), DEFAULT_K0)
+        info = (
+            f"Personalized with {len(idx)} rating(s): {100 * w:.0f}% weight on your ratings (task vectors), "
+            f"{100 * (1 - w):.0f}% on your description. Fit took {user.config.seconds:.2f} s."
+        )
+        return display, info
+
+
 def rank_order(scores: Sequence[float]) -> np.ndarray:
     """Indices best-first (stable for ties)."""
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def sample_photos(folder: str | Path | None = None, n: int = 16, seed: int = 2026) -> list[Path]:
+    """``n`` sample photos for users who upload none: the real bundled photos with the sim world's recorded edits.
+
+    Written once into ``folder`` (default ``$PIAA_CACHE_DIR/demo-samples``) and reused.
+    """
+    from eval.sim_images import bundled_photos, render, sample_edit
+    from piaa.models import cache_dir
+
+    folder = Path(folder) if folder else cache_dir() / "demo-samples"
+    paths = [folder / f"sample-{seed}-{i:02d}.jpg" for i in range(n)]
+    if all(p.is_file() for p in paths):
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = bundled_photos()
+    by_name = {ph.name: ph for ph in photos}
+    for i, p in enumerate(paths):
+        edit = sample_edit(seed, i, photos)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_bytes(render(by_name[edit["source"]], edit, seed, i))
+        tmp.replace(p)
+    return paths

@@ -1,0 +1,77 @@
+"""The demo: form parsing, sample photos, and the service end to end on the embedded default models."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from demo.service import DemoService, make_profile, parse_ratings, sample_photos
+from piaa.images import load_image
+
+
+def test_parse_ratings_reads_numbers_and_skips_blanks():
+    names = ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    table = pd.DataFrame({"photo": names, "r": [4, None, "2.5", ""]})
+    assert parse_ratings(table, names) == {0: 4.0, 2: 2.5}
+    assert parse_ratings([["d.jpg", 1]], names) == {3: 1.0}
+    assert parse_ratings(None, names) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [("great", "b.jpg.*number"), (7, "b.jpg.*between 1 and 5"), (0.5, "between 1 and 5")]
+)
+def test_parse_ratings_rejects_bad_values_naming_the_photo(value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_ratings([["b.jpg", value]], ["a.jpg", "b.jpg"])
+
+
+def test_parse_ratings_rejects_unknown_photo():
+    with pytest.raises(ValueError, match="not loaded"):
+        parse_ratings([["zzz.jpg", 3]], ["a.jpg"])
+
+
+def test_make_profile_cleans_text_and_keeps_given_fields():
+    p = make_profile("I like\x00 cats\x1b[31m" + "x" * 5000, age="22-25", gender="", photography_experience=" expert ")
+    assert "\x00" not in p.text and "\x1b" not in p.text and len(p.text) <= 2000
+    assert p.age == "22-25" and p.gender is None and p.photography_experience == "expert"
+    assert make_profile("   ").is_empty()
+
+
+def test_sample_photos_are_real_decodable_images(tmp_path):
+    paths = sample_photos(tmp_path, n=6)
+    assert len(paths) == 6 and len({p.read_bytes() for p in paths}) == 6
+    assert all(min(load_image(p).size) >= 224 for p in paths)
+    assert sample_photos(tmp_path, n=6) == paths  # reused, not regenerated
+
+
+@pytest.fixture(scope="module")
+def service():
+    return DemoService()
+
+
+def test_service_zero_shot_and_personalize(service, tmp_path):
+    paths = sample_photos(tmp_path, n=12)
+    warm = service.make_profile("I love warm, colourful, bright photos of animals and food.")
+    dark = service.make_profile("I like dark, moody, desaturated photos; bright colourful shots bore me.")
+    s_warm, s_dark = service.zero_shot(warm, paths), service.zero_shot(dark, paths)
+    assert s_warm.shape == (12,) and np.all((s_warm >= 1) & (s_warm <= 5))
+    assert not np.allclose(s_warm, s_dark)  # the description changes the ranking input
+    # ratings that follow image brightness: personalization must move the ranking towards them
+    bright = np.array([np.asarray(load_image(p).convert("L"), dtype=float).mean() for p in paths])
+    rated = {
+        i: float(np.clip(np.round(1 + 4 * (b - bright.min()) / np.ptp(bright)), 1, 5)) for i, b in enumerate(bright)
+    }
+    rated = dict(list(rated.items())[:8])
+    blended, info = service.personalize(paths, rated, s_dark)
+    assert blended.shape == (12,) and "8 rating" in info
+    assert spearmanr(blended, bright)[0] > spearmanr(s_dark, bright)[0]
+    same, note = service.personalize(paths, {0: 3.0, 1: 3.0}, s_warm)
+    assert np.array_equal(same, s_warm) and "equal" in note
+
+
+def test_app_builds(service):
+    import gradio as gr
+
+    from demo.app import build_app
+
+    assert isinstance(build_app(service), gr.Blocks)
