@@ -54,6 +54,11 @@ class UserTask:
         return Path(self.image_root) / image
 
 
+class FoldNotSupported(RuntimeError):
+    """Raised by ``Scorer.fit`` when the scorer cannot be evaluated honestly on this fold (e.g. its checkpoint was
+    trained on the fold's test users). The harness skips the scorer on that fold, records why, and goes on."""
+
+
 class Scorer:
     """Base class. ``name`` is the row label in result tables; ``needs_support`` marks few-shot scorers."""
 

@@ -116,6 +116,10 @@ def markdown(results: dict) -> str:
     dropped = results.get("dropped_scorers") or {}
     if dropped:
         out += ["", "## Scorers not run", ""] + [f"- `{k}`: {v}" for k, v in dropped.items()]
+    fold_skips = results.get("scorer_fold_skips") or {}
+    if fold_skips:
+        out += ["", "## Scorers skipped on some folds", ""]
+        out += [f"- `{k}`, fold {f}: {why}" for k, v in fold_skips.items() for f, why in v.items()]
     vd = (results.get("world") or {}).get("variance_decomposition")
     if results.get("simulated"):
         out += ["", "## Variance decomposition of the simulated ratings (from world.json)", ""]

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from eval.api import Benchmark, Scorer
+from eval.api import Benchmark, FoldNotSupported, Scorer
 from eval.benchmarks import BENCHMARKS, BenchmarkNotAvailableError, list_benchmarks, load_benchmark, world_changed
 from eval.metrics import UserScore, aggregate, correlations
 from eval.protocols import DEFAULT_MIN_QUERY, SkipLog, count_episodes, episodes
@@ -90,6 +90,7 @@ def evaluate(
     cost = {s.name: {"fit_seconds": 0.0, "predict_seconds": 0.0, "needs_support": bool(s.needs_support)}
             for s in scorers}  # fmt: skip
     dropped: dict[str, str] = {}
+    fold_skips: dict[str, dict[int, str]] = {}  # scorer -> {fold: why} (FoldNotSupported)
     active = list(scorers)
 
     def drop(s: Scorer, where: str, err: Exception) -> None:
@@ -104,15 +105,20 @@ def evaluate(
 
     for f in folds:
         train_users = sorted(map(str, benchmark.folds[f][0]))
+        skip_here: set[str] = set()
         for s in list(active):
             t0 = time.perf_counter()
             try:
                 s.fit(benchmark, train_users)
+            except FoldNotSupported as err:
+                skip_here.add(s.name)
+                fold_skips.setdefault(s.name, {})[f] = str(err)
+                print(f"[eval.run] {s.name} skips fold {f}: {err}", file=sys.stderr)
             except Exception as err:  # noqa: BLE001 - one broken scorer must not lose the others' results
                 drop(s, f"fit failed on fold {f}", err)
             cost[s.name]["fit_seconds"] += time.perf_counter() - t0
         for k in shots:
-            run_here = [s for s in active if k > 0 or not s.needs_support]
+            run_here = [s for s in active if (k > 0 or not s.needs_support) and s.name not in skip_here]
             if not run_here:
                 continue
             total = count_episodes(benchmark, shots=k, repeats=repeats, folds=[f], min_query=min_query)
@@ -134,7 +140,7 @@ def evaluate(
                                              srocc, plcc, note))  # fmt: skip
                 bar.update(1)
             bar.close()
-    return {"per_user": records, "skips": skips, "scorers": cost, "dropped": dropped}
+    return {"per_user": records, "skips": skips, "scorers": cost, "dropped": dropped, "fold_skips": fold_skips}
 
 
 def build_results(benchmark: Benchmark, run: dict, config: dict, info: dict) -> dict:
@@ -157,6 +163,7 @@ def build_results(benchmark: Benchmark, run: dict, config: dict, info: dict) -> 
         "skipped": {"counts": run["skips"].counts(), "items": run["skips"].to_list()},
         "scorers": run["scorers"],
         "dropped_scorers": run["dropped"],
+        "scorer_fold_skips": run.get("fold_skips", {}),
     }
 
 

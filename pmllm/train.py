@@ -214,7 +214,8 @@ def _default_cache() -> Path:
 def _save(core: PMLLM, opt, sched, step: int, out: Path, args, users: list[str], n_steps: int, secs: float) -> None:
     core.config.meta = {
         "trained_on": str(args.ratings), "users_from": args.users_from, "fold": args.fold,
-        "n_train_users": len(users), "steps_done": step, "steps_total": n_steps, "epochs": args.epochs,
+        "n_train_users": len(users), "train_users": sorted(map(str, users)),
+        "steps_done": step, "steps_total": n_steps, "epochs": args.epochs,
         "images_per_step": args.images_per_step, "lr": args.lr, "rank_weight": args.rank_weight, "seed": args.seed,
         "coarsen": args.coarsen, "train_seconds_this_run": round(secs, 1),
         "command": "python -m pmllm.train " + " ".join(sys.argv[1:]),

@@ -140,3 +140,25 @@ def test_failing_scorer_is_dropped_others_kept(tmp_path):
     assert len(res["per_user"]) == 6
     assert "predict failed" in res["dropped"]["wrong-length"] and "predictions for" in res["dropped"]["wrong-length"]
     assert "fit failed on fold 0" in res["dropped"]["bad-fit"] and "checkpoint" in res["dropped"]["bad-fit"]
+
+
+def test_fold_not_supported_skips_only_that_fold(tmp_path):
+    from eval.api import FoldNotSupported, Scorer
+    from eval.run import evaluate
+    from eval.synthetic import make_benchmark
+
+    bench = make_benchmark(tmp_path, n_users=9, n_images=30, n_folds=3, write_images=False)
+
+    class OnlyFoldZero(Scorer):
+        name = "only-fold-0"
+
+        def fit(self, benchmark, train_users):
+            if sorted(train_users) != sorted(map(str, benchmark.folds[0][0])):
+                raise FoldNotSupported("trained on these users")
+
+        def predict(self, task):
+            return np.arange(len(task.query_images), dtype=float)
+
+    run = evaluate(bench, [OnlyFoldZero()], shots=[0], repeats=1, seed=0, folds=[0, 1, 2], progress=False)
+    assert {r.fold for r in run["per_user"]} == {0}
+    assert set(run["fold_skips"]["only-fold-0"]) == {1, 2} and not run["dropped"]

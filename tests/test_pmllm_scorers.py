@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval.api import Benchmark, UserTask
+from eval.api import Benchmark, FoldNotSupported, UserTask
 from eval.scorers_pmllm import SCORERS, PMLLMScorer, PromptOnlyScorer
 from piaa.schema import RatingsTable
 from tests.test_pmllm_model import open_gates, tiny_dirs, tiny_model  # noqa: F401
@@ -43,9 +43,16 @@ def test_pmllm_scorers_and_leak_guard(tiny_dirs, tiny_table, tmp_path):  # noqa:
         preds[name] = scorer.predict(_task(table, "u4"))
         assert preds[name].shape == (12,) and np.isfinite(preds[name]).all()
     assert not np.allclose(preds["pmllm"], preds["pmllm-empty"])  # the ablation really changes the profile
-    # a fold whose test users the checkpoint was trained on is refused
-    with pytest.raises(ValueError, match="trained on 2 user"):
+    # a fold whose test users the checkpoint was trained on is refused (the harness then skips that fold)
+    with pytest.raises(FoldNotSupported, match="trained on 2 user"):
         PMLLMScorer(checkpoint=tmp_path / "ck").fit(bench, ["u2", "u3", "u4", "u5"])
+    # ... also when the recorded paths do not exist (another machine): the ids recorded in the checkpoint count
+    model.config.meta = {"trained_on": "/elsewhere/ratings", "users_from": "/elsewhere/folds.json", "fold": 0,
+                         "train_users": ["u0", "u1", "u2", "u3"]}  # fmt: skip
+    model.save_pretrained(tmp_path / "ck2")
+    with pytest.raises(FoldNotSupported, match="trained on 2 user"):
+        PMLLMScorer(checkpoint=tmp_path / "ck2").fit(bench, ["u2", "u3", "u4", "u5"])
+    PMLLMScorer(checkpoint=tmp_path / "ck2").fit(bench, ["u0", "u1", "u2", "u3"])  # the right fold is fine
 
 
 def test_prompt_only_baseline(tiny_dirs, tiny_table, embedded_vision):  # noqa: F811
