@@ -84,6 +84,14 @@ def build_app(service: DemoService):
     return app
 
 
+def launch_options(host: str = "127.0.0.1", port: int = 7860) -> dict:
+    """Keyword arguments for ``app.launch``: local only, and the sample-photo folder may be served."""
+    from piaa.models import cache_dir
+
+    return {"server_name": host, "server_port": port, "share": False,
+            "allowed_paths": [str(cache_dir() / "demo-samples")]}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{s:5.2f}  {name}")
         return
     print(f"Open http://{args.host}:{args.port} in a browser (Ctrl-C to stop).")
-    app.launch(server_name=args.host, server_port=args.port, share=False, show_api=False)
+    app.launch(**launch_options(args.host, args.port))
 
 
 if __name__ == "__main__":

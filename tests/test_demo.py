@@ -69,9 +69,30 @@ def test_service_zero_shot_and_personalize(service, tmp_path):
     assert np.array_equal(same, s_warm) and "equal" in note
 
 
-def test_app_builds(service):
-    import gradio as gr
+def test_app_end_to_end_over_http(service):
+    """Launch the real app on a free loopback port and drive it like the browser does: rank, rate, personalize."""
+    import socket
 
-    from demo.app import build_app
+    from gradio_client import Client
 
-    assert isinstance(build_app(service), gr.Blocks)
+    from demo.app import build_app, launch_options
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = build_app(service)
+    app.launch(prevent_thread_lock=True, quiet=True, **launch_options("127.0.0.1", port))
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        gallery, table, note = client.predict("I love bright colourful food photos", "", "", "", None, fn_index=0)[:3]
+        assert len(gallery) == 16 and "16 photos" in note and gallery[0]["caption"].startswith("#1")
+        rows = table["data"]
+        for i, r in enumerate(rows[:6]):
+            r[1] = [5, 1, 4, 2, 3, 1][i]
+        gallery2, info = client.predict({"headers": table["headers"], "data": rows}, fn_index=1)[:2]
+        assert len(gallery2) == 16 and "6 rating" in info
+        rows[0][1] = "great"
+        _, bad = client.predict({"headers": table["headers"], "data": rows}, fn_index=1)[:2]
+        assert "must be a number" in bad  # a clear message in the page, no traceback
+    finally:
+        app.close()
