@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from taskvec_synth import make_images
 
 from eval.api import Benchmark, UserTask
 from piaa.schema import PARA_SCALE, RatingsTable
 from taskvec.model import DEFAULT_ARTIFACTS
-from taskvec_synth import make_images
 
 
 def test_shipped_artifacts_are_compact_and_match_theta0():
