@@ -86,7 +86,8 @@ def run(args) -> dict:
                 rec = {"fold": fi, "user": user, "k": k, "n_query": len(qry),
                        "prior": srocc(ts.scores(qf, ts.merged(prior)).numpy(), yq),
                        "population-mean": srocc(base(list(qry["image"])), yq)}  # fmt: skip
-                recipes = ["fast"] + (["yun2024"] if ui < args.ref_users else [])
+                ref_k = [int(x) for x in args.ref_shots.split(",")] if args.ref_shots else shots
+                recipes = ["fast"] + (["yun2024"] if ui < args.ref_users and k in ref_k else [])
                 for name in recipes:
                     try:
                         res = create_recipe(name)(ts, sf, sup["score"].to_numpy(), score_range=span, seed=args.seed)
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--users-per-fold", type=int, default=10)
     ap.add_argument("--ref-users", type=int, default=2, help="users per fold that also run the slow reference")
+    ap.add_argument("--ref-shots", default=None, help="shot counts at which the reference runs (default: all)")
     ap.add_argument("--throughput", type=int, default=256, help="images for the throughput test (0 = skip)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
