@@ -31,6 +31,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+worlds/sim-quick/world.json: | $(STAMP)
+	$(BIN)/python -m eval.sim --out worlds/sim-quick --quick
+
+bench: $(STAMP) worlds/sim-quick/world.json
+	$(BIN)/python -m taskvec.bench --world worlds/sim-quick --users-per-fold 4 --ref-users 1 --ref-shots 100
+	$(BIN)/python -m pmllm.bench --n 64 --images worlds/sim-quick/images
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 

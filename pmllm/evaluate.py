@@ -1,6 +1,6 @@
 """Zero-shot evaluation of pmllm on the held-out users of a world folder (mean per-user SROCC).
 
-    python -m pmllm.evaluate --world /work/worlds/sim-quick --fold 0 --checkpoint pmllm/checkpoints/default \\
+    python -m pmllm.evaluate --world worlds/sim-quick --fold 0 --checkpoint pmllm/checkpoints/default \\
         --out pmllm/results/sim-quick-fold0.json
 
 Rows: ``pmllm`` (full profile), the coarse-profile ablations ``pmllm-structured`` (PARA + LAPIS fields),

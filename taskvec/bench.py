@@ -2,7 +2,7 @@
 
 Run (prints tables; results on a simulated world are labelled "simulated")::
 
-    python -m taskvec.bench --world /work/worlds/sim --shots 10,100 --users-per-fold 10 --ref-users 6
+    python -m taskvec.bench --world worlds/sim --shots 10,100 --users-per-fold 10 --ref-users 6
 
 Protocol: for every fold of ``WORLD/folds.json``, test users only. Each user's rated images are shuffled with a
 per-(seed, user, k) RNG; the first k are the support set, all the others the query set (the same split for every

@@ -2,7 +2,7 @@
 
 Run (trains every database of a world folder; resumable - rerunning continues from the last epoch checkpoint)::
 
-    python -m taskvec.finetune --world /work/worlds/sim --out taskvec/artifacts/efficientnet-lite0
+    python -m taskvec.finetune --world worlds/sim --out taskvec/artifacts/efficientnet-lite0
 
 Inputs are RatingsTable folders ``WORLD/databases/<db>/`` (one mean score per image on the database's own scale;
 AVA, TAD66K, KonIQ-10k, SPAQ, PARA or FLICKR-AES converted to that layout work the same). Targets are the scores
