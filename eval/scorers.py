@@ -41,6 +41,7 @@ import numpy as np
 
 from eval.api import Benchmark, Scorer, UserTask
 from eval.protocols import stable_int
+from piaa.stats import RIDGE_ALPHAS
 
 
 class ScorerNotAvailableError(RuntimeError):
@@ -118,7 +119,7 @@ class PopulationMeanScorer(Scorer):
     def __init__(
         self,
         encoder: str = "efficientnet-lite0",
-        alphas: tuple[float, ...] = tuple(np.logspace(-1, 5, 13)),
+        alphas: tuple[float, ...] = RIDGE_ALPHAS,
         cache_dir: str | os.PathLike | None = None,
         progress: bool = True,
     ):
@@ -131,17 +132,14 @@ class PopulationMeanScorer(Scorer):
         self.alpha_: float | None = None
 
     def fit(self, benchmark: Benchmark, train_users: list[str]) -> None:
-        from sklearn.linear_model import RidgeCV
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+        from piaa.stats import fit_population_ridge
 
         if not train_users:
             raise ValueError(f"{benchmark.name}: population-mean needs training users, the fold has none")
         self.features = benchmark_features(benchmark, self.encoder, self.cache_dir, progress=self.progress)
         images, y = training_targets(benchmark, train_users)
         x = np.stack([self.features[i] for i in images])
-        self.model = make_pipeline(StandardScaler(), RidgeCV(alphas=self.alphas))
-        self.model.fit(x, y)
+        self.model = fit_population_ridge(x, y, self.alphas)
         self.alpha_ = float(self.model[-1].alpha_)
 
     def predict(self, task: UserTask) -> np.ndarray:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from piaa.schema import DEMOGRAPHIC_FIELDS, LAPIS_FIELDS, PARA_FIELDS, Profile, RatingsTable, SchemaError
+from piaa.stats import fit_population_ridge, srocc
 
 ABLATIONS: dict[str, tuple[str, ...] | None] = {
     "pmllm": None,  # full profile
@@ -39,23 +39,6 @@ ABLATIONS: dict[str, tuple[str, ...] | None] = {
 def coarse(profile: Profile, keep: tuple[str, ...] | None) -> Profile:
     """The profile restricted to the ``keep`` fields (``None`` = unchanged)."""
     return profile if keep is None else profile.subset(keep)
-
-
-def srocc(a: np.ndarray, b: np.ndarray) -> float:
-    if np.std(a) == 0 or np.std(b) == 0:
-        return 0.0
-    return float(spearmanr(a, b).statistic)
-
-
-def population_ridge(train_feats: np.ndarray, train_y: np.ndarray):
-    """Ridge on standardised features, alpha chosen by leave-one-out CV on the training images only."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-1, 5, 13)))
-    model.fit(train_feats, train_y)
-    return model.predict
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -101,7 +84,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     # population reference: ridge on pooled frozen features -> training users' mean score per image
     train_tokens = tokens[[index[im] for im in train_images]]
     means = train_table.mean_scores().reindex(train_images).to_numpy()
-    predict = population_ridge(train_tokens.float().mean(1).numpy(), means)
+    predict = fit_population_ridge(train_tokens.float().mean(1).numpy(), means).predict
     base = PromptOnly(model.llm, model.tokenizer, model.encoder) if not args.no_prompt_only else None
     results: dict[str, list[float]] = {k: [] for k in [*ABLATIONS, "prompt-only", "population-ridge"]}
     t0 = time.time()

@@ -36,14 +36,11 @@ def _rng(seed: int, user: str, k: int) -> np.random.Generator:
 
 
 def population_mean_predictions(pooled: dict[str, np.ndarray], table: RatingsTable, train_users: list[str]):
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from piaa.stats import fit_population_ridge
 
     means = table.for_users(train_users).mean_scores()
-    x = np.stack([pooled[i] for i in means.index])
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-1, 5, 13))).fit(x, means.to_numpy())
-    return lambda images: model.predict(np.stack([pooled[i] for i in images]))
+    predict = fit_population_ridge(np.stack([pooled[i] for i in means.index]), means.to_numpy()).predict
+    return lambda images: predict(np.stack([pooled[i] for i in images]))
 
 
 def run(args) -> dict:

@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from piaa.schema import RatingsTable
+from piaa.stats import srocc
 from taskvec.backbones import BackboneConfig, ScoringModel, create_backbone
 from taskvec.task_vector import TaskVector, TaskVectorConfig, save_task_vector
 
@@ -52,14 +53,6 @@ class FinetuneConfig:
     seed: int = 0
     mixed_precision: str = "no"  # "no" | "fp16" | "bf16" (accelerate)
     max_images: int | None = None  # subsample big databases (seeded)
-
-
-def _srocc(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 0.0
-    return float(spearmanr(a, b).statistic)
 
 
 def _lr_lambda(total: int, warmup: int):
@@ -157,7 +150,7 @@ def train_task_model(
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         val_pred = predict_from_trunk(net, feats[val_idx])
-        val_srocc = _srocc(val_pred, y[val_idx].numpy())
+        val_srocc = srocc(val_pred, y[val_idx].numpy())
         rec = {"epoch": epoch + 1, "train_mse": float(np.mean(losses)), "val_srocc": val_srocc,
                "val_mse": float(np.mean((val_pred - y[val_idx].numpy()) ** 2))}  # fmt: skip
         state["history"].append(rec)

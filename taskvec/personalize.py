@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from piaa.stats import srocc
 from taskvec.backbones import ScoringModel
 from taskvec.task_vector import TaskVector, load_task_vector
 
@@ -140,15 +141,6 @@ def check_support(feats: torch.Tensor, scores) -> np.ndarray:
             f"support: score(s) at position(s) {bad[:10].tolist()} are NaN/inf; every image needs a rating"
         )
     return y
-
-
-def srocc(pred, y) -> float:
-    from scipy.stats import spearmanr
-
-    pred, y = np.asarray(pred, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(y) < 2 or np.ptp(pred) == 0 or np.ptp(y) == 0:
-        return 0.0
-    return float(spearmanr(pred, y).statistic)
 
 
 def prior_alpha(num_groups: int, num_tasks: int) -> torch.Tensor:
