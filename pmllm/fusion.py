@@ -82,3 +82,27 @@ class SelectiveFusion(nn.Module):
         p = profile.to(x.dtype).unsqueeze(1).expand(b, t, profile.shape[-1])
         g = torch.sigmoid(self.gate(torch.cat([x, p], dim=-1)))
         return h + (self.alpha * g * a).to(dtype)
+
+
+class PersonalHead(nn.Module):
+    """Small bilinear profile x photo readout term: ``s = (P LN(p)) . (V LN(v_mean)) * gain``.
+
+    ``p`` is the pooled frozen profile hidden state (the same one the fusion modules see), ``v_mean`` the mean of
+    the photo's frozen visual tokens. ``s`` is added to the readout's normalised expected level (``[0, 1]`` before
+    mapping onto the scale), so it shifts the score, not the level probabilities. ``gain`` starts at exactly 0:
+    an untrained head adds exact zeros (the untrained model still equals the frozen LLM).
+    """
+
+    def __init__(self, d_model: int, d_visual: int, rank: int):
+        super().__init__()
+        self.p_norm = nn.LayerNorm(d_model, elementwise_affine=False)
+        self.v_norm = nn.LayerNorm(d_visual, elementwise_affine=False)
+        self.p_proj = nn.Linear(d_model, rank)
+        self.v_proj = nn.Linear(d_visual, rank)
+        self.gain = nn.Parameter(torch.zeros(()))
+
+    def forward(self, pooled: torch.Tensor, visual_mean: torch.Tensor) -> torch.Tensor:
+        """``pooled (1 or N, d_model)``, ``visual_mean (N, d_visual)`` -> ``(N,)``."""
+        a = self.p_proj(self.p_norm(pooled.float()))
+        b = self.v_proj(self.v_norm(visual_mean.float()))
+        return self.gain * (a * b).sum(-1) / a.shape[-1] ** 0.5
