@@ -35,7 +35,7 @@ from torch import nn
 
 from piaa.schema import PARA_SCALE, Profile, Scale
 from pmllm.constants import level_token_ids
-from pmllm.fusion import PersonalHead, ProfileProjector, SelectiveFusion, VisualProjector
+from pmllm.fusion import PersonalHead, ProfileProjector, SelectiveFusion, VisualProjector, encode_fields
 from pmllm.profile import PromptIds, build_prompt
 from pmllm.readout import level_logits, readout
 
@@ -56,6 +56,8 @@ class PMLLMConfig:
     lora_alpha: int = 16
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     personal_rank: int = 0  # >0: a bilinear profile x photo score term (pmllm.fusion.PersonalHead); 0 = none
+    personal_input: str = "pooled"  # "pooled": the LLM's pooled profile state; "fields": encoded structured fields
+    personal_vocab: dict[str, list] = field(default_factory=dict)  # "fields" mode: pmllm.fusion.encode_fields
     meta: dict[str, Any] = field(default_factory=dict)  # provenance (what it was trained on, command, ...)
 
     @classmethod
@@ -157,8 +159,14 @@ class PMLLM(nn.Module):
             {str(i): SelectiveFusion(d_model, config.d_profile, config.d_attn, config.n_heads)
              for i in config.fusion_layers}
         )  # fmt: skip
-        self.personal = (PersonalHead(d_model, self.encoder.token_dim, config.personal_rank)
-                         if config.personal_rank else None)  # fmt: skip
+        self.personal = None
+        if config.personal_rank:
+            if config.personal_input not in ("pooled", "fields"):
+                raise ValueError(f"personal_input must be 'pooled' or 'fields', got {config.personal_input!r}")
+            fields_mode = config.personal_input == "fields"
+            d_in = len(encode_fields(Profile(), config.personal_vocab)[0]) if fields_mode else d_model
+            self.personal = PersonalHead(d_in, self.encoder.token_dim, config.personal_rank,
+                                         norm_profile=not fields_mode)  # fmt: skip
         if config.lora_r:
             self._attach_lora()
         self._ctx: _Ctx | None = None
@@ -326,10 +334,12 @@ class PMLLM(nn.Module):
         logits = level_logits(out.logits[:, -1], self.level_ids)
         return (logits, ctx.pooled) if with_pooled else logits
 
-    def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor, profile: Profile | None = None):
         """The bilinear head's shift ``(N,)`` of the normalised expected level (zeros without a head)."""
         if self.personal is None:
             return torch.zeros(tokens.shape[0], device=self.device)
+        if self.config.personal_input == "fields":
+            pooled = encode_fields(profile or Profile(), self.config.personal_vocab)
         return self.personal(pooled.to(self.device), tokens.to(self.device).float().mean(1))
 
     def forward(self, prompt: PromptIds, tokens: torch.Tensor) -> torch.Tensor:
@@ -369,7 +379,7 @@ class PMLLM(nn.Module):
             else:
                 lg, pooled = self.level_logits_naive(prompt, t, with_pooled=True)
                 logits.append(lg)
-            deltas.append(self.personal_delta(pooled, t))
+            deltas.append(self.personal_delta(pooled, t, profile))
         if not logits:
             return ScoreOutput(np.empty(0), np.empty((0, len(self.level_ids))))
         scores, probs = readout(torch.cat(logits), scale)

@@ -28,7 +28,7 @@ import torch
 from scipy.stats import spearmanr
 
 from piaa.schema import RatingsTable, SchemaError
-from pmllm.fusion import PersonalHead
+from pmllm.fusion import PersonalHead, encode_fields, fields_vocab
 from pmllm.model import PMLLM
 from pmllm.train import coarsen, load_users, visual_tokens_for
 
@@ -102,6 +102,101 @@ def residuals(table: RatingsTable, fit_users: list[str], rows: np.ndarray, scale
     return res.astype(np.float32), mean
 
 
+def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and whitening projection ``(k, d)`` of the rows of ``x``."""
+    mu = x.mean(0)
+    _, s, vt = np.linalg.svd(x - mu, full_matrices=False)
+    k = min(k, len(s))
+    return mu, vt[:k] / np.maximum(s[:k, None] / np.sqrt(len(x)), 1e-8)
+
+
+def fit_fields_ridge(fviews: np.ndarray, vn: np.ndarray, ru: np.ndarray, ri: np.ndarray, resid: np.ndarray,
+                     kv: int, alphas: list[float], fit_images: np.ndarray) -> dict:  # fmt: skip
+    """Closed-form ridge ``resid ~ f_u^T W A (v_i - mu)`` over all profile views ``fviews (U, views, n)``.
+
+    ``vn``: layer-normed mean visual tokens; ``A, mu``: whitening PCA (``kv`` components) on ``fit_images``.
+    Returns ``{"mu", "A", "W": {alpha: (n, kv)}}``.
+    """
+    mu, a = _pca(vn[fit_images], kv)
+    vr = (vn - mu) @ a.T
+    n_f, k = fviews.shape[-1], vr.shape[1]
+    xtx, xty = np.zeros((n_f * k, n_f * k)), np.zeros(n_f * k)
+    for view in range(fviews.shape[1]):
+        x = (fviews[ru, view][:, :, None] * vr[ri][:, None, :]).reshape(len(ru), -1)
+        xtx += x.T @ x
+        xty += x.T @ resid
+    ws = {al: np.linalg.solve(xtx + al * np.eye(len(xtx)), xty).reshape(n_f, k) for al in alphas}
+    return {"mu": mu, "A": a, "W": ws}
+
+
+def head_from_ridge(w: np.ndarray, a: np.ndarray, mu: np.ndarray) -> PersonalHead:
+    """An exact :class:`PersonalHead` ("fields" mode) for ``delta = f^T W A (LN(v) - mu)`` via the SVD of W."""
+    u, s, zt = np.linalg.svd(w, full_matrices=False)
+    r = len(s)
+    head = PersonalHead(w.shape[0], a.shape[1], r, norm_profile=False)
+    ps, zs = u * np.sqrt(s), zt.T * np.sqrt(s)  # (n_f, r), (kv, r)
+    with torch.no_grad():
+        head.p_proj.weight.copy_(torch.as_tensor(ps.T, dtype=torch.float32))
+        head.p_proj.bias.zero_()
+        vw = zs.T @ a  # (r, d_visual)
+        head.v_proj.weight.copy_(torch.as_tensor(vw, dtype=torch.float32))
+        head.v_proj.bias.copy_(torch.as_tensor(-(vw @ mu), dtype=torch.float32))
+        head.gain.fill_(float(np.sqrt(r)))
+    return head
+
+
+def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, users: list[str],
+                 vmean: torch.Tensor, img_index: dict[str, int]) -> tuple[PersonalHead, dict, dict]:  # fmt: skip
+    """ "fields" mode: ridge on encoded structured fields x photo features, hyper-parameters on training users."""
+    r = table.ratings
+    scale_range = table.scale.max - table.scale.min
+    vocab = fields_vocab([table.profile(u) for u in users])
+    fviews = []
+    for k, u in enumerate(users):
+        rng = np.random.default_rng([args.seed, k])
+        full = table.profile(u)
+        profs = [full] + [coarsen(full, rng) for _ in range(args.views)]
+        fviews.append(torch.cat([encode_fields(p, vocab) for p in profs]).numpy())
+    fviews = np.stack(fviews).astype(np.float64)
+    vn = torch.nn.functional.layer_norm(vmean, vmean.shape[-1:]).double().numpy()
+    uidx = {u: k for k, u in enumerate(users)}
+
+    def rows_of(us):
+        rows = r.index[r["user"].isin(us)].to_numpy()
+        return rows, np.array([uidx[u] for u in r.loc[rows, "user"]]), np.array([img_index[i] for i in
+                                                                                r.loc[rows, "image"]])  # fmt: skip
+
+    order = list(np.random.default_rng(args.seed).permutation(users))
+    n_val = max(1, int(round(args.val_frac * len(users))))
+    val_users, fit_users = sorted(order[:n_val]), sorted(order[n_val:])
+    fr, fu, fi = rows_of(fit_users)
+    f_res, _ = residuals(table, fit_users, fr, scale_range)
+    vr, vu, vi = rows_of(val_users)
+    _, v_mean = residuals(table, fit_users, vr, scale_range)
+    vy = r.loc[vr, "score"].to_numpy()
+    log = {"val_users": val_users, "val_population_mean_srocc": _mean_srocc(v_mean, vy, vu), "grid": []}
+    pop = log["val_population_mean_srocc"]
+    print(f"validation ({len(val_users)} training users held out): photo-mean SROCC {pop:.4f}")
+    best = None
+    for kv in args.kv_grid:
+        fit = fit_fields_ridge(fviews, vn, fu, fi, f_res, kv, args.alpha_grid, np.unique(fi))
+        vrv = (vn - fit["mu"]) @ fit["A"].T
+        for al, w in fit["W"].items():
+            d = np.einsum("nf,fk,nk->n", fviews[vu, 0], w, vrv[vi])
+            full = _mean_srocc(v_mean + d * scale_range, vy, vu)
+            log["grid"].append({"kv": kv, "alpha": al, "val_full": full})
+            print(f"kv {kv} alpha {al:g}: val SROCC full {full:.4f}")
+            if best is None or full > best[0]:
+                best = (full, kv, al)
+    _, kv, al = best
+    print(f"chosen on validation training users: kv {kv}, alpha {al:g}; refit on all {len(users)} users")
+    ar, au, ai = rows_of(users)
+    a_res, _ = residuals(table, users, ar, scale_range)
+    fit = fit_fields_ridge(fviews, vn, au, ai, a_res, kv, [al], np.unique(ai))
+    head = head_from_ridge(fit["W"][al], fit["A"], fit["mu"])
+    return head, vocab, {"kv": kv, "alpha": al, "log": log}
+
+
 def train_personal(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -123,6 +218,24 @@ def train_personal(args: argparse.Namespace) -> Path:
         cache_dir = Path(args.cache_dir) if args.cache_dir else _cd() / "features"
     vmean = visual_tokens_for(model, table, images, cache_dir).float().mean(1)
     img_index = {im: i for i, im in enumerate(images)}
+    if args.input == "fields":
+        head, vocab, info = train_fields(args, model, table, users, vmean, img_index)
+        model.personal = head.to(model.device)
+        model.config.personal_rank = head.p_proj.out_features
+        model.config.personal_input, model.config.personal_vocab = "fields", vocab
+        model.config.meta = {
+            **base_meta, "base_checkpoint": str(args.base), "base_command": base_meta.get("command"),
+            "personal_head": {"input": "fields", "trained_on": str(args.ratings), "users_from": args.users_from,
+                              "fold": args.fold, "n_train_users": len(users), "views": args.views,
+                              "pca_components": info["kv"], "ridge_alpha": info["alpha"],
+                              "selected_on": "validation split of training users", "seed": args.seed,
+                              "seconds": round(time.time() - t0, 1),
+                              "command": "python -m pmllm.train_personal " + " ".join(sys.argv[1:])},
+        }  # fmt: skip
+        model.config.meta.pop("command", None)
+        out = model.save_pretrained(args.out)
+        (out / "personal_validation.json").write_text(json.dumps(info["log"], indent=2) + "\n")
+        return out
     bank = profile_bank(model, table, users, args.views, args.seed)
     scale_range = table.scale.max - table.scale.min
     r = table.ratings
@@ -206,6 +319,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--users-from", required=True)
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--out", required=True)
+    ap.add_argument(
+        "--input",
+        choices=["pooled", "fields"],
+        default="pooled",
+        help="pooled: the LLM's pooled profile state (gradient fit); fields: structured fields (ridge)",
+    )
+    ap.add_argument("--kv-grid", type=int, nargs="+", default=[16, 32, 64], help="fields: photo PCA sizes")
+    ap.add_argument("--alpha-grid", type=float, nargs="+", default=[1e3, 3e3, 1e4, 3e4, 1e5], help="fields: ridge")
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--views", type=int, default=8, help="coarsened profile views per user (plus the full one)")
     ap.add_argument("--iters", type=int, default=800)

@@ -79,3 +79,49 @@ def test_train_personal_learns_tiny_taste(tiny_dirs, tiny_table, tmp_path):  # n
     # the head's shift differs between the two tastes in the right direction (bright photos have high index)
     diff = bright - dark
     assert np.corrcoef(diff, np.arange(12))[0, 1] > 0
+
+
+def test_fields_encoding_and_exact_ridge_head():
+    from pmllm.fusion import encode_fields, fields_vocab
+    from pmllm.train_personal import head_from_ridge
+
+    profs = [Profile(age="22-25", gender="male", big5_O=6.0), Profile(age="30-34", gender="female", big5_O=2.0)]
+    vocab = fields_vocab(profs)
+    assert vocab["age"] == ["22-25", "30-34"] and vocab["big5_O"][0] == "num"
+    f = encode_fields(profs[0], vocab)[0].tolist()
+    assert f == [1.0, 0.0, 1.0, 0.0, 1.0]  # age one-hot, big5_O standardised, gender one-hot (female, male)
+    assert torch.count_nonzero(encode_fields(Profile(), vocab)) == 0  # empty profile = all unknown = zeros
+    assert torch.count_nonzero(encode_fields(Profile(age="70+"), vocab)) == 0  # unseen category = unknown
+    rng = np.random.default_rng(0)
+    n_f, kv, d_vis = 5, 3, 12
+    w, a, mu = rng.normal(size=(n_f, kv)), rng.normal(size=(kv, d_vis)), rng.normal(size=d_vis)
+    head = head_from_ridge(w, a, mu)
+    fvec, v = torch.randn(4, n_f), torch.randn(4, d_vis)
+    got = head(fvec, v).detach().double().numpy()
+    vn = torch.nn.functional.layer_norm(v, (d_vis,)).double().numpy()
+    want = np.einsum("nf,fk,nk->n", fvec.double().numpy(), w, (vn - mu) @ a.T)
+    assert np.abs(got - want).max() < 1e-3 * (1 + np.abs(want).max())
+    assert torch.equal(head(torch.zeros(4, n_f), v).detach(), torch.zeros(4))  # empty profile: exactly no shift
+
+
+def test_train_personal_fields_mode(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
+    base = tiny_model(tiny_dirs)
+    base.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
+    base.save_pretrained(tmp_path / "base")
+    personal_main([
+        "--input", "fields", "--base", str(tmp_path / "base"), "--ratings", str(tiny_table / "ratings"),
+        "--users-from", str(tiny_table / "folds.json"), "--out", str(tmp_path / "out"), "--views", "1",
+        "--kv-grid", "2", "--alpha-grid", "1", "10", "--val-frac", "0.25", "--cache-dir", str(tiny_table / "cache"),
+    ])  # fmt: skip
+    cfg = json.loads((tmp_path / "out" / "pmllm_config.json").read_text())
+    assert cfg["personal_input"] == "fields" and cfg["personal_vocab"]["age"] == ["22-25"]
+    assert cfg["meta"]["personal_head"]["ridge_alpha"] in (1.0, 10.0)
+    model = PMLLM.from_pretrained(tmp_path / "out")
+    table = RatingsTable.load(tiny_table / "ratings")
+    imgs = [table.image_path(f"img{i:02d}.jpg") for i in range(5)]
+    plain = PMLLM.from_pretrained(tmp_path / "base")
+    # empty profile: the head adds exactly nothing, the scores are the base model's
+    assert np.array_equal(model.score(Profile(), imgs).scores, plain.score(Profile(), imgs).scores)
+    a = model.score(Profile(age="22-25"), imgs)
+    b = model.score(Profile(age="22-25"), imgs, cached=False)
+    assert np.abs(a.scores - b.scores).max() < 1e-4
