@@ -10,9 +10,15 @@ mean frozen visual token of every photo. The head is then fitted full-batch (Ada
 centred per user (only the within-user ordering matters). The base checkpoint (projectors, fusion modules) is
 unchanged; the output checkpoint holds it plus the head.
 
-Hyper-parameters (weight decay, number of iterations) are chosen on a validation split of the *training* users
-(``--val-frac``), scored by mean per-user SROCC of (photo mean over the other training users + head); then the
-head is refitted on all training users with the chosen values. Test users of the fold are never read.
+``--input fields`` (the mode of the default checkpoint) feeds the head the encoded structured profile fields
+(:func:`pmllm.fusion.encode_fields`) instead of the LLM's pooled state, fits it in closed form (ridge on fields x
+a whitened PCA of the photo features, PCA size and alpha chosen on the validation split below) and converts the
+solution exactly into the bilinear head; an empty profile encodes as zeros and gets exactly no shift.
+
+Hyper-parameters (weight decay, number of iterations; in fields mode PCA size and ridge alpha) are chosen on a
+validation split of the *training* users (``--val-frac``), scored by mean per-user SROCC of (photo mean over the
+other training users + head); then the head is refitted on all training users with the chosen values.
+Test users of the fold are never read.
 """
 
 from __future__ import annotations
