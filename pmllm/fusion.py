@@ -82,3 +82,68 @@ class SelectiveFusion(nn.Module):
         p = profile.to(x.dtype).unsqueeze(1).expand(b, t, profile.shape[-1])
         g = torch.sigmoid(self.gate(torch.cat([x, p], dim=-1)))
         return h + (self.alpha * g * a).to(dtype)
+
+
+class PersonalHead(nn.Module):
+    """Small bilinear profile x photo readout term: ``s = (P LN(p)) . (V LN(v_mean)) * gain``.
+
+    ``p`` is the pooled frozen profile hidden state (the same one the fusion modules see) or, in "fields" mode,
+    the encoded structured profile fields (:func:`encode_fields`; no norm, so an empty profile gives ``p = 0`` and,
+    with zero ``p_proj`` bias, exactly no shift), ``v_mean`` the mean of
+    the photo's frozen visual tokens. ``s`` is added to the readout's normalised expected level (``[0, 1]`` before
+    mapping onto the scale), so it shifts the score, not the level probabilities. ``gain`` starts at exactly 0:
+    an untrained head adds exact zeros (the untrained model still equals the frozen LLM).
+    """
+
+    def __init__(self, d_model: int, d_visual: int, rank: int, *, norm_profile: bool = True):
+        super().__init__()
+        self.p_norm = nn.LayerNorm(d_model, elementwise_affine=False) if norm_profile else nn.Identity()
+        self.v_norm = nn.LayerNorm(d_visual, elementwise_affine=False)
+        self.p_proj = nn.Linear(d_model, rank)
+        self.v_proj = nn.Linear(d_visual, rank)
+        self.gain = nn.Parameter(torch.zeros(()))
+
+    def forward(self, pooled: torch.Tensor, visual_mean: torch.Tensor) -> torch.Tensor:
+        """``pooled (1 or N, d_model)``, ``visual_mean (N, d_visual)`` -> ``(N,)``."""
+        a = self.p_proj(self.p_norm(pooled.float()))
+        b = self.v_proj(self.v_norm(visual_mean.float()))
+        return self.gain * (a * b).sum(-1) / a.shape[-1] ** 0.5
+
+
+def encode_fields(profile, vocab: dict[str, list]) -> torch.Tensor:
+    """Structured profile fields -> a fixed vector ``(1, n)`` for the personal head's "fields" mode.
+
+    ``vocab`` maps a field to ``["num", mean, sd]`` (standardised value) or to its list of categories (one-hot);
+    a missing field, or an unseen category, encodes as zeros (= unknown).
+    """
+    given = profile.structured()
+    out: list[float] = []
+    for name, spec in vocab.items():
+        v = given.get(name)
+        if spec and spec[0] == "num":
+            try:
+                out.append(0.0 if v is None else (float(v) - spec[1]) / spec[2])
+            except (TypeError, ValueError):
+                out.append(0.0)
+        else:
+            out += [1.0 if v is not None and str(v) == c else 0.0 for c in spec]
+    return torch.tensor([out], dtype=torch.float32)
+
+
+def fields_vocab(profiles: list) -> dict[str, list]:
+    """The encoding vocabulary of :func:`encode_fields`, built from (training users') profiles."""
+    vals: dict[str, list] = {}
+    for p in profiles:
+        for k, v in p.structured().items():
+            vals.setdefault(k, []).append(v)
+    vocab: dict[str, list] = {}
+    for k in sorted(vals):
+        vs = vals[k]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs):
+            arr = [float(v) for v in vs]
+            mean = sum(arr) / len(arr)
+            sd = (sum((a - mean) ** 2 for a in arr) / len(arr)) ** 0.5 or 1.0
+            vocab[k] = ["num", mean, sd]
+        else:
+            vocab[k] = sorted({str(v) for v in vs})
+    return vocab

@@ -35,13 +35,13 @@ from torch import nn
 
 from piaa.schema import PARA_SCALE, Profile, Scale
 from pmllm.constants import level_token_ids
-from pmllm.fusion import ProfileProjector, SelectiveFusion, VisualProjector
+from pmllm.fusion import PersonalHead, ProfileProjector, SelectiveFusion, VisualProjector, encode_fields
 from pmllm.profile import PromptIds, build_prompt
 from pmllm.readout import level_logits, readout
 
 CONFIG_NAME = "pmllm_config.json"
 WEIGHTS_NAME = "fusion_model.safetensors"
-TRAINABLE_PREFIXES = ("projector.", "profile_proj.", "fusions.")
+TRAINABLE_PREFIXES = ("projector.", "profile_proj.", "fusions.", "personal.")
 
 
 @dataclass
@@ -55,6 +55,9 @@ class PMLLMConfig:
     lora_r: int = 0  # 0 = LLM fully frozen (default)
     lora_alpha: int = 16
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    personal_rank: int = 0  # >0: a bilinear profile x photo score term (pmllm.fusion.PersonalHead); 0 = none
+    personal_input: str = "pooled"  # "pooled": the LLM's pooled profile state; "fields": encoded structured fields
+    personal_vocab: dict[str, list] = field(default_factory=dict)  # "fields" mode: pmllm.fusion.encode_fields
     meta: dict[str, Any] = field(default_factory=dict)  # provenance (what it was trained on, command, ...)
 
     @classmethod
@@ -156,6 +159,14 @@ class PMLLM(nn.Module):
             {str(i): SelectiveFusion(d_model, config.d_profile, config.d_attn, config.n_heads)
              for i in config.fusion_layers}
         )  # fmt: skip
+        self.personal = None
+        if config.personal_rank:
+            if config.personal_input not in ("pooled", "fields"):
+                raise ValueError(f"personal_input must be 'pooled' or 'fields', got {config.personal_input!r}")
+            fields_mode = config.personal_input == "fields"
+            d_in = len(encode_fields(Profile(), config.personal_vocab)[0]) if fields_mode else d_model
+            self.personal = PersonalHead(d_in, self.encoder.token_dim, config.personal_rank,
+                                         norm_profile=not fields_mode)  # fmt: skip
         if config.lora_r:
             self._attach_lora()
         self._ctx: _Ctx | None = None
@@ -169,8 +180,9 @@ class PMLLM(nn.Module):
         if not quantization:
             self.to(dev)
         else:  # the quantized LLM stays where bitsandbytes put it
-            for m in (self.encoder, self.projector, self.profile_proj, self.fusions):
-                m.to(dev)
+            for m in (self.encoder, self.projector, self.profile_proj, self.fusions, self.personal):
+                if m is not None:
+                    m.to(dev)
         self.eval()
 
     # ------------------------------------------------------------------------------------------- plumbing
@@ -309,14 +321,26 @@ class PMLLM(nn.Module):
             out = self.llm(input_ids=ids, past_key_values=cache, position_ids=pos, use_cache=True, logits_to_keep=1)
         return level_logits(out.logits[:, -1], self.level_ids)
 
-    def level_logits_naive(self, prompt: PromptIds, tokens: torch.Tensor) -> torch.Tensor:
-        """Same as :meth:`level_logits_cached` without any cache: the whole prompt for every photo."""
+    def level_logits_naive(self, prompt: PromptIds, tokens: torch.Tensor, *, with_pooled: bool = False):
+        """Same as :meth:`level_logits_cached` without any cache: the whole prompt for every photo.
+
+        ``with_pooled=True`` returns ``(logits, pooled profile representation)``.
+        """
         n = tokens.shape[0]
         visual = self.projector(tokens.to(self.device))
         ids = torch.tensor(prompt.prefix + prompt.suffix, device=self.device).expand(n, -1)
-        with self._context(_Ctx(visual=visual, span=prompt.span, fuse_from=len(prompt.prefix))):
+        with self._context(_Ctx(visual=visual, span=prompt.span, fuse_from=len(prompt.prefix))) as ctx:
             out = self.llm(input_ids=ids, use_cache=False, logits_to_keep=1)
-        return level_logits(out.logits[:, -1], self.level_ids)
+        logits = level_logits(out.logits[:, -1], self.level_ids)
+        return (logits, ctx.pooled) if with_pooled else logits
+
+    def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor, profile: Profile | None = None):
+        """The bilinear head's shift ``(N,)`` of the normalised expected level (zeros without a head)."""
+        if self.personal is None:
+            return torch.zeros(tokens.shape[0], device=self.device)
+        if self.config.personal_input == "fields":
+            pooled = encode_fields(profile or Profile(), self.config.personal_vocab)
+        return self.personal(pooled.to(self.device), tokens.to(self.device).float().mean(1))
 
     def forward(self, prompt: PromptIds, tokens: torch.Tensor) -> torch.Tensor:
         """Training forward: level logits ``(N, K)`` for one user's prompt and N photos' frozen visual tokens."""
@@ -346,14 +370,20 @@ class PMLLM(nn.Module):
         """Scores for precomputed frozen visual tokens ``(N, M, d_visual)``."""
         prompt = self.prompt(profile)
         state = self.prefix_state(prompt) if cached else None
-        logits = []
+        logits, deltas = [], []
         for i in range(0, tokens.shape[0], batch_size):
             t = tokens[i : i + batch_size]
-            logits.append(self.level_logits_cached(state, prompt.suffix, t) if cached
-                          else self.level_logits_naive(prompt, t))  # fmt: skip
+            if cached:
+                logits.append(self.level_logits_cached(state, prompt.suffix, t))
+                pooled = state.pooled
+            else:
+                lg, pooled = self.level_logits_naive(prompt, t, with_pooled=True)
+                logits.append(lg)
+            deltas.append(self.personal_delta(pooled, t, profile))
         if not logits:
             return ScoreOutput(np.empty(0), np.empty((0, len(self.level_ids))))
         scores, probs = readout(torch.cat(logits), scale)
+        scores = scores + torch.cat(deltas) * (scale.max - scale.min)  # personal shift (exact 0 when untrained)
         return ScoreOutput(scores.cpu().double().numpy(), probs.cpu().double().numpy())
 
     @torch.no_grad()

@@ -1,0 +1,359 @@
+"""Fit pmllm's bilinear personal head (:class:`pmllm.fusion.PersonalHead`) on top of a trained checkpoint.
+
+    python -m pmllm.train_personal --base pmllm/checkpoints/default --ratings WORLD/ratings \\
+        --users-from WORLD/folds.json --fold 0 --out runs/pmllm-personal [--rank 8] [--views 8]
+
+Everything the head sees is frozen, so it is precomputed once: the pooled profile representation of every
+training user (the full profile plus ``--views`` randomly coarsened views, :func:`pmllm.train.coarsen`) and the
+mean frozen visual token of every photo. The head is then fitted full-batch (AdamW) to each training user's
+*personal residual*: their score minus the leave-one-out mean score of the photo over the other training users,
+centred per user (only the within-user ordering matters). The base checkpoint (projectors, fusion modules) is
+unchanged; the output checkpoint holds it plus the head.
+
+``--input fields`` (the mode of the default checkpoint) feeds the head the encoded structured profile fields
+(:func:`pmllm.fusion.encode_fields`) instead of the LLM's pooled state, fits it in closed form (ridge on fields x
+a whitened PCA of the photo features, PCA size and alpha chosen on the validation split below) and converts the
+solution exactly into the bilinear head; an empty profile encodes as zeros and gets exactly no shift.
+
+Hyper-parameters (weight decay, number of iterations; in fields mode PCA size and ridge alpha) are chosen on a
+validation split of the *training* users (``--val-frac``), scored by mean per-user SROCC of (photo mean over the
+other training users + head); then the head is refitted on all training users with the chosen values.
+Test users of the fold are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from piaa.schema import RatingsTable, SchemaError
+from pmllm.fusion import PersonalHead, encode_fields, fields_vocab
+from pmllm.model import PMLLM
+from pmllm.train import coarsen, load_users, visual_tokens_for
+
+
+def profile_bank(model: PMLLM, table: RatingsTable, users: list[str], views: int, seed: int) -> torch.Tensor:
+    """``(U, 1 + views, d_model)`` pooled profile representations: full profile, then coarsened views."""
+    from tqdm.auto import tqdm
+
+    out = []
+    with torch.no_grad():
+        for k, u in enumerate(tqdm(users, desc="profiles")):
+            rng = np.random.default_rng([seed, k])
+            full = table.profile(u)
+            profs = [full] + [coarsen(full, rng) for _ in range(views)]
+            out.append(torch.cat([model.prefix_state(model.prompt(p)).pooled.float().cpu() for p in profs]))
+    return torch.stack(out)
+
+
+def _mean_srocc(pred: np.ndarray, y: np.ndarray, rows_user: np.ndarray) -> float:
+    vals = []
+    for u in np.unique(rows_user):
+        m = rows_user == u
+        if np.std(pred[m]) > 0 and np.std(y[m]) > 0:
+            vals.append(spearmanr(pred[m], y[m]).statistic)
+    return float(np.mean(vals))
+
+
+def fit_head(head: PersonalHead, bank: torch.Tensor, vmean: torch.Tensor, ru: np.ndarray, ri: np.ndarray,
+             resid: np.ndarray, *, iters: int, lr: float, wd: float, seed: int, p_full: float = 0.4,
+             on_iter=None) -> PersonalHead:  # fmt: skip
+    """Full-batch fit of ``head`` to per-user-centred residuals (rows: user ``ru``, image ``ri``)."""
+    g = torch.Generator().manual_seed(seed)
+    ru_t, ri_t = torch.as_tensor(ru), torch.as_tensor(ri)
+    target = torch.as_tensor(resid, dtype=torch.float32)
+    n_users = bank.shape[0]
+    counts = torch.bincount(ru_t, minlength=n_users).clamp(min=1).float()
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=wd)
+    for it in range(iters):
+        view = torch.randint(1, bank.shape[1], (n_users,), generator=g) if bank.shape[1] > 1 else None
+        if view is not None:
+            view[torch.rand(n_users, generator=g) < p_full] = 0
+        else:
+            view = torch.zeros(n_users, dtype=torch.long)
+        p = bank[torch.arange(n_users), view]
+        a = head.p_proj(head.p_norm(p))
+        b = head.v_proj(head.v_norm(vmean))
+        d = head.gain * (a[ru_t] * b[ri_t]).sum(-1) / a.shape[-1] ** 0.5
+        d = d - (torch.zeros(n_users).index_add_(0, ru_t, d) / counts)[ru_t]
+        loss = ((d - target) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if on_iter is not None:
+            on_iter(it + 1, loss.item())
+    return head
+
+
+def residuals(table: RatingsTable, fit_users: list[str], rows: np.ndarray, scale_range: float):
+    """Personal residuals (normalised by the scale range) w.r.t. the photo mean over ``fit_users`` (leave-one-out
+    for a fit user), centred per user; plus that mean, per row."""
+    r = table.ratings
+    fit = r[r["user"].isin(fit_users)]
+    s, c = fit.groupby("image")["score"].sum(), fit.groupby("image")["score"].count()
+    sub = r.loc[rows]
+    own = sub["user"].isin(fit_users).to_numpy()
+    ssum = s.reindex(sub["image"]).fillna(0).to_numpy() - np.where(own, sub["score"].to_numpy(), 0)
+    cnt = c.reindex(sub["image"]).fillna(0).to_numpy() - own
+    mean = np.where(cnt > 0, ssum / np.maximum(cnt, 1), float(fit["score"].mean()))
+    res = (sub["score"].to_numpy() - mean) / scale_range
+    res = res - sub.assign(x=res).groupby("user")["x"].transform("mean").to_numpy()
+    return res.astype(np.float32), mean
+
+
+def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and whitening projection ``(k, d)`` of the rows of ``x``."""
+    mu = x.mean(0)
+    _, s, vt = np.linalg.svd(x - mu, full_matrices=False)
+    k = min(k, len(s))
+    return mu, vt[:k] / np.maximum(s[:k, None] / np.sqrt(len(x)), 1e-8)
+
+
+def fit_fields_ridge(fviews: np.ndarray, vn: np.ndarray, ru: np.ndarray, ri: np.ndarray, resid: np.ndarray,
+                     kv: int, alphas: list[float], fit_images: np.ndarray) -> dict:  # fmt: skip
+    """Closed-form ridge ``resid ~ f_u^T W A (v_i - mu)`` over all profile views ``fviews (U, views, n)``.
+
+    ``vn``: layer-normed mean visual tokens; ``A, mu``: whitening PCA (``kv`` components) on ``fit_images``.
+    Returns ``{"mu", "A", "W": {alpha: (n, kv)}}``.
+    """
+    mu, a = _pca(vn[fit_images], kv)
+    vr = (vn - mu) @ a.T
+    n_f, k = fviews.shape[-1], vr.shape[1]
+    xtx, xty = np.zeros((n_f * k, n_f * k)), np.zeros(n_f * k)
+    for view in range(fviews.shape[1]):
+        x = (fviews[ru, view][:, :, None] * vr[ri][:, None, :]).reshape(len(ru), -1)
+        xtx += x.T @ x
+        xty += x.T @ resid
+    ws = {al: np.linalg.solve(xtx + al * np.eye(len(xtx)), xty).reshape(n_f, k) for al in alphas}
+    return {"mu": mu, "A": a, "W": ws}
+
+
+def head_from_ridge(w: np.ndarray, a: np.ndarray, mu: np.ndarray) -> PersonalHead:
+    """An exact :class:`PersonalHead` ("fields" mode) for ``delta = f^T W A (LN(v) - mu)`` via the SVD of W."""
+    u, s, zt = np.linalg.svd(w, full_matrices=False)
+    r = len(s)
+    head = PersonalHead(w.shape[0], a.shape[1], r, norm_profile=False)
+    ps, zs = u * np.sqrt(s), zt.T * np.sqrt(s)  # (n_f, r), (kv, r)
+    with torch.no_grad():
+        head.p_proj.weight.copy_(torch.as_tensor(ps.T, dtype=torch.float32))
+        head.p_proj.bias.zero_()
+        vw = zs.T @ a  # (r, d_visual)
+        head.v_proj.weight.copy_(torch.as_tensor(vw, dtype=torch.float32))
+        head.v_proj.bias.copy_(torch.as_tensor(-(vw @ mu), dtype=torch.float32))
+        head.gain.fill_(float(np.sqrt(r)))
+    return head
+
+
+def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, users: list[str],
+                 vmean: torch.Tensor, img_index: dict[str, int]) -> tuple[PersonalHead, dict, dict]:  # fmt: skip
+    """ "fields" mode: ridge on encoded structured fields x photo features, hyper-parameters on training users."""
+    r = table.ratings
+    scale_range = table.scale.max - table.scale.min
+    vocab = fields_vocab([table.profile(u) for u in users])
+    fviews = []
+    for k, u in enumerate(users):
+        rng = np.random.default_rng([args.seed, k])
+        full = table.profile(u)
+        profs = [full] + [coarsen(full, rng) for _ in range(args.views)]
+        fviews.append(torch.cat([encode_fields(p, vocab) for p in profs]).numpy())
+    fviews = np.stack(fviews).astype(np.float64)
+    vn = torch.nn.functional.layer_norm(vmean, vmean.shape[-1:]).double().numpy()
+    uidx = {u: k for k, u in enumerate(users)}
+
+    def rows_of(us):
+        rows = r.index[r["user"].isin(us)].to_numpy()
+        return rows, np.array([uidx[u] for u in r.loc[rows, "user"]]), np.array([img_index[i] for i in
+                                                                                r.loc[rows, "image"]])  # fmt: skip
+
+    order = list(np.random.default_rng(args.seed).permutation(users))
+    n_val = max(1, int(round(args.val_frac * len(users))))
+    val_users, fit_users = sorted(order[:n_val]), sorted(order[n_val:])
+    fr, fu, fi = rows_of(fit_users)
+    f_res, _ = residuals(table, fit_users, fr, scale_range)
+    vr, vu, vi = rows_of(val_users)
+    _, v_mean = residuals(table, fit_users, vr, scale_range)
+    vy = r.loc[vr, "score"].to_numpy()
+    log = {"val_users": val_users, "val_population_mean_srocc": _mean_srocc(v_mean, vy, vu), "grid": []}
+    pop = log["val_population_mean_srocc"]
+    print(f"validation ({len(val_users)} training users held out): photo-mean SROCC {pop:.4f}")
+    best = None
+    for kv in args.kv_grid:
+        fit = fit_fields_ridge(fviews, vn, fu, fi, f_res, kv, args.alpha_grid, np.unique(fi))
+        vrv = (vn - fit["mu"]) @ fit["A"].T
+        for al, w in fit["W"].items():
+            d = np.einsum("nf,fk,nk->n", fviews[vu, 0], w, vrv[vi])
+            full = _mean_srocc(v_mean + d * scale_range, vy, vu)
+            log["grid"].append({"kv": kv, "alpha": al, "val_full": full})
+            print(f"kv {kv} alpha {al:g}: val SROCC full {full:.4f}")
+            if best is None or full > best[0]:
+                best = (full, kv, al)
+    _, kv, al = best
+    print(f"chosen on validation training users: kv {kv}, alpha {al:g}; refit on all {len(users)} users")
+    ar, au, ai = rows_of(users)
+    a_res, _ = residuals(table, users, ar, scale_range)
+    fit = fit_fields_ridge(fviews, vn, au, ai, a_res, kv, [al], np.unique(ai))
+    head = head_from_ridge(fit["W"][al], fit["A"], fit["mu"])
+    return head, vocab, {"kv": kv, "alpha": al, "log": log}
+
+
+def train_personal(args: argparse.Namespace) -> Path:
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    table = RatingsTable.load(args.ratings)
+    users = load_users(args.users_from, args.fold, table)
+    model = PMLLM.from_pretrained(args.base)
+    base_meta = dict(model.config.meta)
+    if base_meta.get("fold") is not None and base_meta.get("users_from"):
+        base_train = set(load_users(base_meta["users_from"], int(base_meta["fold"]), table))
+        if not base_train <= set(users):
+            extra = base_train - set(users)
+            raise SchemaError(f"{args.base} was trained on {len(extra)} user(s) outside fold {args.fold}'s training "
+                              f"users; use a base checkpoint of the same fold")  # fmt: skip
+    images = table.images
+    cache_dir = None
+    if not args.no_cache:
+        from piaa.models import cache_dir as _cd
+
+        cache_dir = Path(args.cache_dir) if args.cache_dir else _cd() / "features"
+    vmean = visual_tokens_for(model, table, images, cache_dir).float().mean(1)
+    img_index = {im: i for i, im in enumerate(images)}
+    if args.input == "fields":
+        head, vocab, info = train_fields(args, model, table, users, vmean, img_index)
+        model.personal = head.to(model.device)
+        model.config.personal_rank = head.p_proj.out_features
+        model.config.personal_input, model.config.personal_vocab = "fields", vocab
+        model.config.meta = {
+            **base_meta, "base_checkpoint": str(args.base), "base_command": base_meta.get("command"),
+            "personal_head": {"input": "fields", "trained_on": str(args.ratings), "users_from": args.users_from,
+                              "fold": args.fold, "n_train_users": len(users), "views": args.views,
+                              "pca_components": info["kv"], "ridge_alpha": info["alpha"],
+                              "selected_on": "validation split of training users", "seed": args.seed,
+                              "seconds": round(time.time() - t0, 1),
+                              "command": "python -m pmllm.train_personal " + " ".join(sys.argv[1:])},
+        }  # fmt: skip
+        model.config.meta.pop("command", None)
+        out = model.save_pretrained(args.out)
+        (out / "personal_validation.json").write_text(json.dumps(info["log"], indent=2) + "\n")
+        return out
+    bank = profile_bank(model, table, users, args.views, args.seed)
+    scale_range = table.scale.max - table.scale.min
+    r = table.ratings
+    rng = np.random.default_rng(args.seed)
+    order = list(rng.permutation(users))
+    n_val = max(1, int(round(args.val_frac * len(users))))
+    val_users, fit_users = sorted(order[:n_val]), sorted(order[n_val:])
+    uidx = {u: k for k, u in enumerate(users)}
+
+    def rows_of(us):
+        rows = r.index[r["user"].isin(us)].to_numpy()
+        return rows, np.array([uidx[u] for u in r.loc[rows, "user"]]), np.array([img_index[i] for i in
+                                                                                r.loc[rows, "image"]])  # fmt: skip
+
+    d_model, d_vis = bank.shape[-1], vmean.shape[-1]
+    fr, fu, fi = rows_of(fit_users)
+    f_res, _ = residuals(table, fit_users, fr, scale_range)
+    vr, vu, vi = rows_of(val_users)
+    _, v_mean = residuals(table, fit_users, vr, scale_range)
+    vy = r.loc[vr, "score"].to_numpy()
+    baseline_val = _mean_srocc(v_mean, vy, vu)
+    log = {"val_users": val_users, "val_population_mean_srocc": baseline_val, "grid": []}
+    print(f"validation ({len(val_users)} training users held out): photo-mean SROCC {baseline_val:.4f}")
+    best = None
+    checkpoints = sorted({max(1, args.iters * k // 8) for k in range(1, 9)})
+    empty_p = _empty_pooled(model)
+    for wd in args.wd_grid:
+        torch.manual_seed(args.seed)
+        head = PersonalHead(d_model, d_vis, args.rank)
+        curve = {}
+
+        def on_iter(it, loss, head=head, curve=curve):
+            if it in checkpoints:
+                with torch.no_grad():
+                    d = head(bank[vu, 0], vmean[vi]).numpy()
+                    e = head(empty_p, vmean[vi]).numpy()
+                curve[it] = (_mean_srocc(v_mean + d * scale_range, vy, vu),
+                             _mean_srocc(v_mean + e * scale_range, vy, vu), loss)  # fmt: skip
+
+        fit_head(head, bank, vmean, fu, fi, f_res, iters=args.iters, lr=args.lr, wd=wd, seed=args.seed,
+                 on_iter=on_iter)  # fmt: skip
+        for it, (full, empty, loss) in curve.items():
+            log["grid"].append({"wd": wd, "iters": it, "val_full": full, "val_empty": empty, "train_loss": loss})
+            print(f"wd {wd:g} iters {it}: val SROCC full {full:.4f} empty {empty:.4f} (train loss {loss:.5f})")
+            if best is None or full > best[0]:
+                best = (full, wd, it)
+    _, wd, iters = best
+    print(f"chosen on validation training users: wd {wd:g}, iters {iters}; refit on all {len(users)} users")
+    ar, au, ai = rows_of(users)
+    a_res, _ = residuals(table, users, ar, scale_range)
+    torch.manual_seed(args.seed)
+    head = PersonalHead(d_model, d_vis, args.rank)
+    fit_head(head, bank, vmean, au, ai, a_res, iters=iters, lr=args.lr, wd=wd, seed=args.seed)
+    model.personal = head.to(model.device)
+    model.config.personal_rank = args.rank
+    model.config.meta = {
+        **base_meta, "base_checkpoint": str(args.base), "base_command": base_meta.get("command"),
+        "personal_head": {"trained_on": str(args.ratings), "users_from": args.users_from, "fold": args.fold,
+                          "n_train_users": len(users), "rank": args.rank, "views": args.views, "lr": args.lr,
+                          "weight_decay": wd, "iters": iters, "selected_on": "validation split of training users",
+                          "seed": args.seed, "seconds": round(time.time() - t0, 1),
+                          "command": "python -m pmllm.train_personal " + " ".join(sys.argv[1:])},
+    }  # fmt: skip
+    model.config.meta.pop("command", None)
+    out = model.save_pretrained(args.out)
+    (out / "personal_validation.json").write_text(json.dumps(log, indent=2) + "\n")
+    return out
+
+
+def _empty_pooled(model: PMLLM) -> torch.Tensor:
+    from piaa.schema import Profile
+
+    with torch.no_grad():
+        return model.prefix_state(model.prompt(Profile())).pooled.float().cpu()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m pmllm.train_personal", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", required=True, help="a trained pmllm checkpoint (its fusion modules stay frozen)")
+    ap.add_argument("--ratings", required=True)
+    ap.add_argument("--users-from", required=True)
+    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    ap.add_argument(
+        "--input",
+        choices=["pooled", "fields"],
+        default="pooled",
+        help="pooled: the LLM's pooled profile state (gradient fit); fields: structured fields (ridge)",
+    )
+    ap.add_argument("--kv-grid", type=int, nargs="+", default=[16, 32, 64], help="fields: photo PCA sizes")
+    ap.add_argument("--alpha-grid", type=float, nargs="+", default=[1e3, 3e3, 1e4, 3e4, 1e5], help="fields: ridge")
+    ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--views", type=int, default=8, help="coarsened profile views per user (plus the full one)")
+    ap.add_argument("--iters", type=int, default=800)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--wd-grid", type=float, nargs="+", default=[0.01, 0.1, 1.0])
+    ap.add_argument("--val-frac", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--no-cache", action="store_true")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        out = train_personal(args)
+    except (SchemaError, FileNotFoundError, ValueError) as err:
+        sys.exit(f"pmllm.train_personal: error: {err}")
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()
