@@ -97,6 +97,15 @@ class DemoService:
                 self._feats[p] = f
         return torch.stack([self._feats[str(p)] for p in paths])
 
+    def few_shot(self, paths: Sequence[str | Path], rated: dict[int, float]) -> tuple[np.ndarray, float]:
+        """taskvec: fit merging coefficients on ``rated`` ({photo index: 1-5}); (scores of all photos, fit seconds)."""
+        idx = sorted(rated)
+        tv = self.taskvec()
+        feats = self._features(paths)
+        y = np.array([rated[i] for i in idx], dtype=np.float64)
+        user = tv.personalize("demo-user", feats[idx], y, recipe="fast", scale_range=PARA_SCALE.max - PARA_SCALE.min)
+        return tv.score_features(feats, user), float(user.config.seconds)
+
     def personalize(
         self, paths: Sequence[str | Path], rated: dict[int, float], zero_shot: np.ndarray
     ) -> tuple[np.ndarray, str]:
@@ -113,10 +122,7 @@ class DemoService:
                 zero_shot,
                 "All your ratings are equal, so they say nothing about order: kept the zero-shot ranking.",
             )
-        tv = self.taskvec()
-        feats = self._features(paths)
-        user = tv.personalize("demo-user", feats[idx], y, recipe="fast", scale_range=PARA_SCALE.max - PARA_SCALE.min)
-        few = tv.score_features(feats, user)
+        few, seconds = self.few_shot(paths, rated)
         z = blend(zero_shot, few, k=len(idx), k0=DEFAULT_K0)
         # show the blended order on the familiar 1-5 range: the zero-shot scores, re-assigned by blended rank
         display = np.empty(len(z))
@@ -124,7 +130,7 @@ class DemoService:
         w = blend_weight(len(idx), DEFAULT_K0)
         info = (
             f"Personalized with {len(idx)} rating(s): {100 * w:.0f}% weight on your ratings (task vectors), "
-            f"{100 * (1 - w):.0f}% on your description. Fit took {user.config.seconds:.2f} s."
+            f"{100 * (1 - w):.0f}% on your description. Fit took {seconds:.2f} s."
         )
         return display, info
 

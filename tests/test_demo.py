@@ -6,6 +6,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from demo.service import DemoService, make_profile, parse_ratings, sample_photos
+from eval.ensemble import blend
 from piaa.images import load_image
 
 
@@ -56,15 +57,16 @@ def test_service_zero_shot_and_personalize(service, tmp_path):
     s_warm, s_dark = service.zero_shot(warm, paths), service.zero_shot(dark, paths)
     assert s_warm.shape == (12,) and np.all((s_warm >= 1) & (s_warm <= 5))
     assert not np.allclose(s_warm, s_dark)  # the description changes the ranking input
-    # ratings that follow image brightness: personalization must move the ranking towards them
+    # ratings that follow image brightness: the few-shot fit must learn them, and the blend must use it
     bright = np.array([np.asarray(load_image(p).convert("L"), dtype=float).mean() for p in paths])
-    rated = {
-        i: float(np.clip(np.round(1 + 4 * (b - bright.min()) / np.ptp(bright)), 1, 5)) for i, b in enumerate(bright)
-    }
-    rated = dict(list(rated.items())[:8])
+    scaled = np.clip(np.round(1 + 4 * (bright - bright.min()) / np.ptp(bright)), 1, 5)
+    rated = {i: float(scaled[i]) for i in range(8)}
+    few, seconds = service.few_shot(paths, rated)
+    assert spearmanr(few, bright)[0] > 0.3 and seconds < 30
     blended, info = service.personalize(paths, rated, s_dark)
     assert blended.shape == (12,) and "8 rating" in info
-    assert spearmanr(blended, bright)[0] > spearmanr(s_dark, bright)[0]
+    assert spearmanr(blended, blend(s_dark, few, k=8))[0] == pytest.approx(1.0)  # the ensembler's order, shown
+    assert sorted(blended) == pytest.approx(sorted(s_dark))  # on the familiar 1-5 values
     same, note = service.personalize(paths, {0: 3.0, 1: 3.0}, s_warm)
     assert np.array_equal(same, s_warm) and "equal" in note
 
