@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demo.service import DemoService, parse_ratings
+from demo.service import DemoService, parse_ratings, rank_order
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,7 +26,7 @@ EXAMPLE_TASTE = "I love warm, colourful pictures of animals and food; dark or bl
 
 
 def _gallery(paths: list[str], scores: np.ndarray, label: str) -> list[tuple[str, str]]:
-    order = np.argsort(-np.asarray(scores), kind="stable")
+    order = rank_order(scores)
     return [(paths[i], f"#{r + 1} · {label} {scores[i]:.2f}") for r, i in enumerate(order)]
 
 

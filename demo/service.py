@@ -7,7 +7,6 @@ first use and stay in memory. Library module (run the app with ``python -m demo.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,8 +48,11 @@ def parse_ratings(table, names: Sequence[str]) -> dict[int, float]:
 
 
 def make_profile(text: str | None, **fields: str | None) -> Profile:
-    """Profile from the form: free text (control characters removed, capped) + any non-empty structured fields."""
-    clean = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text or "").strip()[:MAX_TEXT] or None
+    """Profile from the form: free text (cleaned and capped by pmllm's sanitiser) + any non-empty structured fields."""
+    from pmllm.constants import TRUNCATION_MARK
+    from pmllm.profile import sanitize
+
+    clean = sanitize(text or "", MAX_TEXT - len(TRUNCATION_MARK)) or None
     kept = {k: v.strip() for k, v in fields.items() if isinstance(v, str) and v.strip()}
     return Profile(text=clean, **kept)
 
