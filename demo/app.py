@@ -40,6 +40,9 @@ def build_app(service: DemoService):
         state = {"paths": paths, "zero_shot": scores.tolist(), "profile": profile.to_dict()}
         table = [[Path(p).name, None] for p in paths]
         note = f"Ranked {len(paths)} photos from your description alone (zero-shot, 1–5 scale)."
+        read = service.read_taste(profile)
+        if read:
+            note += "\n\nWhat I read in your words:\n" + "\n".join(f"* {line}" for line in read)
         return _gallery(paths, scores, "predicted"), table, note, state
 
     def do_personalize(table, state: dict):

@@ -90,6 +90,13 @@ class DemoService:
         """Predicted score (1-5) of every photo for the user described by ``profile``."""
         return np.asarray(self.pmllm().score(profile, [Path(p) for p in paths], scale=PARA_SCALE).scores)
 
+    def read_taste(self, profile: Profile) -> list[str]:
+        """What the zero-shot model read from the free text, one line per clause (empty if it reads no text)."""
+        model = self.pmllm()
+        if model.config.personal_input != "fields+text" or not profile.text:
+            return []
+        return model.reader.read(model.prompt_text(profile)).summary()
+
     def _features(self, paths: Sequence[str | Path]):
         import torch
 

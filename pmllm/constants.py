@@ -50,3 +50,35 @@ def level_token_ids(tokenizer) -> list[int]:
     if len(set(ids)) != len(ids):
         raise ValueError(f"level words map to duplicate token ids {ids}")
     return ids
+
+
+# ---------------------------------------------------------------------------- reading the free-text profile
+# pmllm.taste_text splits the user's free text into clauses, asks the frozen LLM whether each clause is positive or
+# negative (few-shot, next-token logits of POLARITY_WORDS after the last "Answer:"), and asks the frozen sentence
+# encoder which of TASTE_CONCEPTS the clause is about (softmax of cosine similarities / CONCEPT_TEMPERATURE).
+# The examples are invented photo-taste sentences; none is taken from any evaluation data.
+POLARITY_INSTRUCTION = "Is each statement about photos positive or negative?\n"
+POLARITY_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("I love sunsets over the sea", "positive"),
+    ("Selfies bore me", "negative"),
+    ("I can't stand dull grey skies", "negative"),
+    ("Give me misty forests any day", "positive"),
+    ("Street scenes leave me cold", "negative"),
+    ("I'm fine with a bit of lens flare", "positive"),
+)
+POLARITY_TEMPLATE = 'Statement: "{}". Answer:'  # the example lines add " {label}\n"
+POLARITY_WORDS = (" positive", " negative")
+MAX_CLAUSES = 16  # clauses read per profile (the free text is already cut to MAX_TEXT_CHARS)
+MAX_CLAUSE_CHARS = 200
+# A generic vocabulary of what people say they like in photos: light, colour, tone, focus, grain, exposure
+# (AADB/PARA-style attributes) and common subjects. It deliberately names more than any one dataset uses.
+TASTE_CONCEPTS: tuple[str, ...] = (
+    "bright photos", "dark photos", "high contrast", "low contrast", "colourful photos", "black and white photos",
+    "vivid saturated colours", "pastel faded colours", "warm tones", "cool blue tones", "sharp detailed photos",
+    "blurry photos", "grainy noisy photos", "clean smooth photos", "overexposed photos", "well exposed photos",
+    "portraits of people", "animals", "food", "cars and vehicles", "space and stars", "flowers and plants",
+    "buildings and architecture", "abstract images", "landscapes", "the sea and beaches", "sunsets", "city streets",
+    "night photography", "macro close-ups", "minimalism", "symmetry", "vintage look", "sports", "children",
+    "weddings", "mountains", "forests", "snow", "rain",
+)  # fmt: skip
+CONCEPT_TEMPERATURE = 0.05

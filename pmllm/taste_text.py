@@ -1,0 +1,135 @@
+"""Reading a free-text profile: "I love warm pictures of animals; blurry shots annoy me" -> a taste code.
+
+The code is what pmllm's personal head sees of the user's own words (:class:`pmllm.fusion.PersonalHead`,
+``personal_input="fields+text"``). Three frozen steps, no training here:
+
+1. :func:`split_clauses` cuts the (already sanitised) text into clauses at sentence ends, semicolons, dashes and
+   ", and"/", but"/"but" joints - one preference per clause is the common way people write about taste.
+2. Polarity: the frozen causal LLM reads each clause in a few-shot prompt (:mod:`pmllm.constants`) and we take the
+   logit difference of " positive" vs " negative" for the next token. A tiny LLM is biased towards "positive", so
+   the raw value is standardised with a centre/scale fitted on training users' clauses (stored in the checkpoint
+   config) and squashed with tanh: ``w in (-1, 1)``.
+3. Topic: the frozen sentence encoder (all-MiniLM-L6-v2 by default) embeds each clause and the fixed concept
+   vocabulary ``TASTE_CONCEPTS``; the clause's soft assignment is ``softmax(cos / CONCEPT_TEMPERATURE)``.
+
+``code = sum_c w_c * assignment_c`` (one number per concept: liked > 0, disliked < 0). How a concept maps onto
+photos is *learned* by the personal head from training users' ratings; nothing here knows what "blurry" looks like.
+An empty text gives an all-zero code (exactly no shift). Library module, no entry point.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+from pmllm import constants as C
+
+_SPLIT = re.compile(r"(?<=[.!?;])\s+|;\s*|\n+|\s+-+\s+(?:(?:and|but)\s+)?|,\s+(?:and|but)\s+|\s+but\s+", re.IGNORECASE)
+_STRIP = " .;,-!?\"'"
+
+
+def split_clauses(text: str) -> list[str]:
+    """Clauses of ``text`` (at most ``MAX_CLAUSES``, each at most ``MAX_CLAUSE_CHARS``); empty text -> []."""
+    out = []
+    for part in _SPLIT.split(text or ""):
+        part = (part or "").strip(_STRIP)
+        if len(part) > 2:
+            out.append(part[: C.MAX_CLAUSE_CHARS])
+        if len(out) == C.MAX_CLAUSES:
+            break
+    return out
+
+
+@dataclass
+class TasteReading:
+    """What was read from one text: per clause its raw polarity, signed weight and top concept; and the code."""
+
+    clauses: list[str]
+    polarity: list[float]  # raw LLM logit difference " positive" - " negative"
+    weight: list[float]  # tanh((polarity - centre) / scale)
+    concept: list[str]  # the most similar concept of each clause
+    assign: torch.Tensor  # (clauses, len(TASTE_CONCEPTS)) soft topic assignment
+    code: torch.Tensor  # (len(TASTE_CONCEPTS),)
+
+    def summary(self) -> list[str]:
+        """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"``."""
+        return [f"{'likes' if w > 0 else 'dislikes'} '{k}' ({w:+.2f}): {c}"
+                for c, w, k in zip(self.clauses, self.weight, self.concept)]  # fmt: skip
+
+
+class TasteReader:
+    """Frozen LLM (polarity) + frozen sentence encoder (topic) -> :class:`TasteReading`; results cached per text."""
+
+    def __init__(self, llm, tokenizer, encoder, *, centre: float = 0.0, scale: float = 1.0, cache_size: int = 256):
+        if scale <= 0:
+            raise ValueError(f"polarity scale must be > 0, got {scale}")
+        self.llm, self.tokenizer, self.encoder = llm, tokenizer, encoder
+        self.centre, self.scale = float(centre), float(scale)
+        ids = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in C.POLARITY_WORDS]
+        self.word_ids = [int(i[0]) for i in ids]
+        if len(set(self.word_ids)) != len(self.word_ids):
+            raise ValueError(f"polarity words {C.POLARITY_WORDS} share a first token in this tokenizer")
+        shots = "".join(C.POLARITY_TEMPLATE.format(s) + f" {a}\n" for s, a in C.POLARITY_EXAMPLES)
+        self._head = C.POLARITY_INSTRUCTION + shots
+        self._concepts: torch.Tensor | None = None
+        self._cache: OrderedDict[str, TasteReading] = OrderedDict()
+        self._cache_size = cache_size
+
+    @property
+    def concepts(self) -> torch.Tensor:
+        if self._concepts is None:
+            self._concepts = self.encoder.encode(list(C.TASTE_CONCEPTS))
+        return self._concepts
+
+    @torch.no_grad()
+    def polarity(self, clauses: list[str]) -> list[float]:
+        """Raw ``logit(" positive") - logit(" negative")`` of the frozen LLM for each clause."""
+        device = next(self.llm.parameters()).device
+        out = []
+        for c in clauses:
+            prompt = self._head + C.POLARITY_TEMPLATE.format(c.replace('"', "'"))
+            ids = torch.tensor([self.tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=device)
+            logits = self.llm(input_ids=ids, use_cache=False, logits_to_keep=1).logits[0, -1].float()
+            out.append(float(logits[self.word_ids[0]] - logits[self.word_ids[1]]))
+        return out
+
+    def read(self, text: str | None) -> TasteReading:
+        key = text or ""
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        clauses = split_clauses(key)
+        assign = torch.zeros(0, len(C.TASTE_CONCEPTS))
+        pol: list[float] = []
+        if clauses:
+            pol = self.polarity(clauses)
+            sim = self.encoder.encode(clauses) @ self.concepts.T  # (clauses, concepts) cosine
+            assign = torch.softmax(sim / C.CONCEPT_TEMPERATURE, dim=-1)
+        reading = self.recode(TasteReading(clauses, pol, [], [], assign, torch.zeros(len(C.TASTE_CONCEPTS))))
+        self._cache[key] = reading
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return reading
+
+    def recode(self, reading: TasteReading) -> TasteReading:
+        """Weights, top concepts and code of ``reading`` under this reader's polarity centre/scale."""
+        w = torch.tanh((torch.tensor(reading.polarity, dtype=torch.float32) - self.centre) / self.scale)
+        reading.weight = w.tolist()
+        reading.concept = [C.TASTE_CONCEPTS[i] for i in reading.assign.argmax(-1).tolist()]
+        reading.code = (w[:, None] * reading.assign).sum(0) if len(w) else torch.zeros(len(C.TASTE_CONCEPTS))
+        return reading
+
+    def set_polarity(self, centre: float, scale: float) -> None:
+        """Change the polarity standardisation (cached readings are re-coded, not re-read)."""
+        if scale <= 0:
+            raise ValueError(f"polarity scale must be > 0, got {scale}")
+        self.centre, self.scale = float(centre), float(scale)
+        for reading in self._cache.values():
+            self.recode(reading)
+
+    def code(self, text: str | None) -> torch.Tensor:
+        """``(1, len(TASTE_CONCEPTS))`` taste code of ``text`` (zeros for no text)."""
+        return self.read(text).code[None]
