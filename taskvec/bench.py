@@ -12,7 +12,11 @@ threads. "encode s" (decoding + trunk for k support images) is the same for both
 reference runs on the first ``--ref-users`` users of each fold only (it is slow on CPU); the paired table compares
 the recipes on exactly those users. Baselines on the same queries: ``prior`` (uniform alpha, no fitting) and
 ``population-mean`` (ridge on frozen pooled EfficientNet-Lite0 features -> mean score over the fold's training
-users, like the harness's baseline). Throughput: images/s of ``PersonalizedScorer.score`` on JPEG files.
+users, like the harness's baseline). The paired table gives the mean per-user difference fast - reference and its
+standard error (std of the per-user differences / sqrt(users)). Throughput: images/s of
+``PersonalizedScorer.score`` (decode + trunk + tail/head) on the first ``--throughput`` photos as JPEG files,
+re-encoded at ``--jpeg-size`` (default 1600x1067, quality 90; ``0`` = the world's files as they are) into a
+temporary folder before timing, with ``--workers`` decoding threads.
 """
 
 from __future__ import annotations
@@ -100,19 +104,52 @@ def run(args) -> dict:
     return {"rows": rows, "label": label, "throughput": throughput(scorer, table, args) if args.throughput else None}
 
 
+def _jpeg_size(text: str) -> tuple[int, int] | None:
+    """``"WxH"`` -> (W, H); ``"0"`` -> None (use the world's files as they are)."""
+    if text.strip() == "0":
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH (e.g. 1600x1067) or 0, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
+    return w, h
+
+
 def throughput(scorer: PersonalizedScorer, table: RatingsTable, args) -> dict:
-    paths = [table.image_path(i) for i in table.images[: args.throughput]]
-    user = None
-    out = {}
-    scorer.score(paths[:32], user, batch_size=32)  # warm-up (BN folding, allocator)
-    t0 = time.perf_counter()
-    scorer.score(paths, user, batch_size=32, workers=4)
-    dt = time.perf_counter() - t0
-    out["images_per_s"] = len(paths) / dt
-    out["n"] = len(paths)
-    out["threads"] = args.threads
-    out["load_avg"] = os.getloadavg()[0]
-    return out
+    """images/s of ``PersonalizedScorer.score`` on the first ``--throughput`` photos, as JPEG files.
+
+    With ``--jpeg-size WxH`` the photos are first re-encoded at that size (quality 90) into a temporary folder
+    (not timed), so decoding costs what a camera-sized JPEG costs; ``0`` scores the world's files as they are.
+    """
+    import tempfile
+
+    from PIL import Image
+
+    src = [table.image_path(i) for i in table.images[: args.throughput]]
+    size = args.jpeg_size
+    with tempfile.TemporaryDirectory(prefix="taskvec-bench-") as tmp:
+        if size is None:
+            paths = src
+            with Image.open(src[0]) as im:
+                shown = f"{im.width}x{im.height} (world files)"
+        else:
+            paths = []
+            for i, p in enumerate(src):
+                with Image.open(p) as im:
+                    im.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(
+                        Path(tmp) / f"{i:05d}.jpg", quality=90
+                    )
+                paths.append(Path(tmp) / f"{i:05d}.jpg")
+            shown = f"{size[0]}x{size[1]} (re-encoded, quality 90)"
+        scorer.score(paths[:32], None, batch_size=32, workers=args.workers)  # warm-up (BN folding, allocator)
+        load = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        scorer.score(paths, None, batch_size=32, workers=args.workers)
+        dt = time.perf_counter() - t0
+    return {"images_per_s": len(paths) / dt, "n": len(paths), "size": shown, "threads": args.threads,
+            "workers": args.workers, "load_avg": load, "load_avg_end": os.getloadavg()[0]}  # fmt: skip
 
 
 def summarize(result: dict) -> str:
@@ -129,18 +166,24 @@ def summarize(result: dict) -> str:
                 ts = f"{np.mean(t):11.2f}" if t else f"{'-':>11}"
                 lines.append(f"{k:>5} {name:<16} {len(vals):>5} {np.mean(vals):7.3f} {ts}")
     lines += ["", "paired (users where both recipes ran):",
-              f"{'k':>5} {'users':>5} {'fast SROCC':>11} {'ref SROCC':>10} {'diff':>7} {'fast s':>7} {'ref s':>7} "
-              f"{'speed-up':>9}"]  # fmt: skip
+              f"{'k':>5} {'users':>5} {'fast SROCC':>11} {'ref SROCC':>10} {'diff':>7} {'SE':>6} {'fast s':>7} "
+              f"{'ref s':>7} {'speed-up':>9}"]  # fmt: skip
     for k in sorted({r["k"] for r in rows}):
         rk = [r for r in rows if r["k"] == k and "yun2024" in r and "fast" in r]
         if rk:
             f, y = np.mean([r["fast"] for r in rk]), np.mean([r["yun2024"] for r in rk])
             fs, ys = np.mean([r["fast_s"] for r in rk]), np.mean([r["yun2024_s"] for r in rk])
-            lines.append(f"{k:>5} {len(rk):>5} {f:11.3f} {y:10.3f} {f - y:+7.3f} {fs:7.2f} {ys:7.2f} {ys / fs:8.1f}x")
+            d = np.array([r["fast"] - r["yun2024"] for r in rk])
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            lines.append(f"{k:>5} {len(rk):>5} {f:11.3f} {y:10.3f} {d.mean():+7.3f} {se:6.3f} {fs:7.2f} {ys:7.2f} "
+                         f"{ys / fs:8.1f}x")  # fmt: skip
+    if any("yun2024" in r and "fast" in r for r in rows):
+        lines.append("(diff: mean over users of fast - reference SROCC; SE: std of the per-user diffs / sqrt(users))")
     tp = result.get("throughput")
     if tp:
-        lines += ["", f"scoring throughput from JPEG files: {tp['images_per_s']:.1f} images/s ({tp['n']} images, "
-                      f"{tp['threads']} threads, load average {tp['load_avg']:.1f} at start)"]  # fmt: skip
+        lines += ["", f"scoring throughput from JPEG files: {tp['images_per_s']:.1f} images/s ({tp['n']} images of "
+                      f"{tp['size']}, {tp['threads']} threads, {tp['workers']} decode workers, load average "
+                      f"{tp['load_avg']:.2f} at start, {tp['load_avg_end']:.2f} at end)"]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -154,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref-users", type=int, default=2, help="users per fold that also run the slow reference")
     ap.add_argument("--ref-shots", default=None, help="shot counts at which the reference runs (default: all)")
     ap.add_argument("--throughput", type=int, default=256, help="images for the throughput test (0 = skip)")
+    ap.add_argument("--jpeg-size", type=_jpeg_size, default=(1600, 1067),
+                    help="throughput test: re-encode the photos at WxH, quality 90 (default 1600x1067); "
+                         "0 = the world's files as they are")  # fmt: skip
+    ap.add_argument("--workers", type=int, default=2, help="JPEG decoding threads for the throughput test")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the raw rows here")
