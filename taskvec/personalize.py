@@ -16,9 +16,10 @@ target 0.5 for tied ratings, scores ``s`` on the user's scale:
   grows with k) so the line search cannot run off along the "spread the scores" direction the BT loss rewards.
   The constant 0.3 was chosen at k=100 among 1, 0.3, 0.1 and 0 on 16 simulated users disjoint from the
   benchmark's users (the 7th-10th test users, by id, of each fold of the full sim world; the bench's paired
-  comparison uses the first ones), by mean SROCC on those users' own ratings outside their support set (vs 1:
-  0.3 +0.0065 +- 0.0026 SE, 0.1 +0.0069 +- 0.0041, 0 +0.0013 +- 0.0083; 0.3 for its smaller spread). 20 instead
-  of 10 iterations and per-tensor instead of block-wise alpha changed nothing on 2 tuning users, so were kept. And
+  comparison uses the first ones), by mean SROCC on those users' own ratings outside their support set
+  (``python -m taskvec.tune``; vs 1: 0.3 +0.0065 +- 0.0026 SE, 0.1 +0.0069 +- 0.0041, 0 +0.0013 +- 0.0083; 0.3 for
+  its smaller spread). 20 instead of 10 iterations and per-tensor instead of block-wise alpha changed nothing on 2
+  tuning users, so were kept. And
   (4) cached frozen computation beyond the trunk: when the tail starts with a linear op (Lite0's 1x1 conv_head),
   ``x @ (W0 + sum_t a_t tau_t) = x @ W0 + sum_t a_t (x @ tau_t)``, so the T+1 products are computed once per
   user and each step only mixes them (exact, not an approximation). Above ``cache_max_images`` support images it
