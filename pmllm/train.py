@@ -202,7 +202,30 @@ def train(args: argparse.Namespace) -> Path:
             break
     bar.close()
     core.eval()
+    if acc.is_main_process and log_path.is_file():
+        plot_train_log(log_path, out / "train_loss.png")
     return out
+
+
+def plot_train_log(log_path: Path, png: Path) -> Path:
+    """Loss curves (total, cross-entropy, rank) of a ``train_log.jsonl`` as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in ("loss", "ce", "rank"):
+        ax.plot([r["step"] for r in recs], [r[key] for r in recs], label=key)
+    ax.set_xlabel("step (one training user each)")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"pmllm training ({Path(log_path).parent.name})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
 
 
 def _default_cache() -> Path:

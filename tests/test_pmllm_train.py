@@ -54,6 +54,7 @@ def test_loss_decreases_and_resume_is_exact(tiny_dirs, tiny_table, tmp_path):  #
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 24  # 4 users x 2 chunks x 3 epochs
     assert np.mean([r["loss"] for r in log[-3:]]) < np.mean([r["loss"] for r in log[:2]])
+    assert (out / "train_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the loss curve is plotted
     meta = json.loads((out / "pmllm_config.json").read_text())["meta"]
     assert meta["fold"] == 0 and meta["n_train_users"] == 4 and meta["steps_done"] == 24
     # interrupted after 8 steps, then resumed with the same command: identical weights at the end
