@@ -88,6 +88,7 @@ def test_app_end_to_end_over_http(service):
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         gallery, table, note = client.predict("I love bright colourful food photos", "", "", "", None, fn_index=0)[:3]
         assert len(gallery) == 16 and "16 photos" in note and gallery[0]["caption"].startswith("#1")
+        assert "What I read in your words" in note and "likes '" in note  # the default checkpoint reads free text
         rows = table["data"]
         for i, r in enumerate(rows[:6]):
             r[1] = [5, 1, 4, 2, 3, 1][i]
