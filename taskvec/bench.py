@@ -81,7 +81,8 @@ def run(args) -> dict:
         reuse = {(r["fold"], r["user"], r["k"]): r for r in prev["rows"] if "yun2024" in r}
     for fi, fold in enumerate(folds[: args.folds]):
         base = population_mean_predictions(pooled, table, fold["train"])
-        for ui, user in enumerate(sorted(fold["test"])[: args.users_per_fold]):
+        first = args.user_offset
+        for ui, user in enumerate(sorted(fold["test"])[first : first + args.users_per_fold]):
             ur = table.user_ratings(user)
             for k in shots:
                 if len(ur) < k + 10:
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shots", default="10,100")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--users-per-fold", type=int, default=10)
+    ap.add_argument("--user-offset", type=int, default=0, help="skip this many test users (sorted by id) per fold")
     ap.add_argument("--ref-users", type=int, default=2, help="users per fold that also run the slow reference")
     ap.add_argument("--ref-shots", default=None, help="shot counts at which the reference runs (default: all)")
     ap.add_argument("--ref-from", default=None,
