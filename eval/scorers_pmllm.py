@@ -76,9 +76,9 @@ class PMLLMScorer(Scorer):
             # ids are compared whatever the paths: same-named users on another machine's copy are the same people
             raise FoldNotSupported(
                 f"{self.name}: checkpoint {self.checkpoint} was trained on {len(leak)} user(s) this fold holds "
-                f"out (e.g. {sorted(leak)[:3]}); it was trained on fold {self.model.config.meta.get('fold')} "
-                "of this benchmark - evaluate that fold, or train a checkpoint for this fold "
-                "(python -m pmllm.train --fold K)"
+                f"out (e.g. {sorted(leak)[:3]}; users are compared by id); it was trained on fold "
+                f"{self.model.config.meta.get('fold')} of {self.model.config.meta.get('trained_on', 'its data')} - "
+                "evaluate that fold of that data, or train a checkpoint for this fold (python -m pmllm.train --fold K)"
             )
 
     def profile(self, profile: Profile) -> Profile:
