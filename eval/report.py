@@ -76,7 +76,8 @@ def markdown(results: dict) -> str:
         f"Protocol: zero-shot = user-disjoint folds, all of a test user's ratings are the query; k-shot = k support "
         f"images drawn uniformly per (seed, user, repeat), the rest are the query. Folds {cfg['folds']}, "
         f"{cfg['repeats']} repeat(s) per few-shot user, seed {cfg['seed']}, min query {cfg['min_query']}. "
-        "Mean over users of the per-user SROCC (averaged over repeats); ± = std over repeats of the user-mean; "
+        + (f"Only the first {cfg['max_users']} test users of each fold (by id). " if cfg.get("max_users") else "")
+        + "Mean over users of the per-user SROCC (averaged over repeats); ± = std over repeats of the user-mean; "
         "CI = 95% t-interval over users.",
         "",
         "## Mean per-user SROCC" + (" (simulated)" if results.get("simulated") else ""),

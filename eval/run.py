@@ -79,6 +79,7 @@ def evaluate(
     folds: list[int],
     min_query: int = DEFAULT_MIN_QUERY,
     progress: bool = True,
+    max_users: int | None = None,
 ) -> dict:
     """Run the protocols; returns ``{"per_user": [UserScore], "skips": SkipLog, "scorers": {...}, "dropped": {...}}``.
 
@@ -121,10 +122,11 @@ def evaluate(
             run_here = [s for s in active if (k > 0 or not s.needs_support) and s.name not in skip_here]
             if not run_here:
                 continue
-            total = count_episodes(benchmark, shots=k, repeats=repeats, folds=[f], min_query=min_query)
+            total = count_episodes(benchmark, shots=k, repeats=repeats, folds=[f], min_query=min_query,
+                                   max_users=max_users)  # fmt: skip
             bar = tqdm(total=total, desc=f"fold {f} {k}-shot", unit="ep", disable=not progress, leave=False)
             for ep in episodes(benchmark, shots=k, repeats=repeats, seed=seed, folds=[f], min_query=min_query,
-                               skips=skips):  # fmt: skip
+                               skips=skips, max_users=max_users):  # fmt: skip
                 for s in list(run_here):
                     t0 = time.perf_counter()
                     try:
@@ -204,6 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--folds", help="comma list of fold indices (default: all; --quick: 0,1)")
     p.add_argument("--min-query", type=int, default=DEFAULT_MIN_QUERY, help="minimum query images per user")
+    p.add_argument("--max-users", type=int, default=None,
+                   help="only the first N test users of each fold (sorted by id)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="sim-quick world, 3 repeats, folds 0,1")
     p.add_argument("--out", help="output folder (default runs/<benchmark>-<UTC timestamp>)")
     p.add_argument("--cache-dir", help="feature cache folder (default $PIAA_CACHE_DIR/features)")
@@ -277,12 +281,14 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     config = {
         "benchmark": args.benchmark, "root": args.root, "scorers": names, "shots": shots, "repeats": repeats,
         "seed": args.seed, "folds": folds, "min_query": args.min_query, "quick": args.quick,
+        "max_users": args.max_users,
         "git_commit": _git_commit(), "python": platform.python_version(),
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
     t0 = time.perf_counter()
     result = evaluate(benchmark, scorers, shots=shots, repeats=repeats, seed=args.seed, folds=folds,
-                      min_query=args.min_query, progress=not args.no_progress)  # fmt: skip
+                      min_query=args.min_query, progress=not args.no_progress,
+                      max_users=args.max_users)  # fmt: skip
     result["dropped"] = {**dropped, **result["dropped"]}
     config["eval_seconds"] = round(time.perf_counter() - t0, 2)
     if world_changed(info):

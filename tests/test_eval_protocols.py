@@ -68,6 +68,17 @@ def test_zero_shot_uses_all_ratings_of_test_users_only(bench):
     assert sorted(e.task.user for e in eps) == bench.table.users
 
 
+def test_max_users_takes_the_first_test_users_of_each_fold(bench):
+    eps = list(episodes(bench, shots=10, repeats=2, max_users=2))
+    for f, (_, test) in enumerate(bench.folds):
+        got = sorted({e.task.user for e in eps if e.fold == f})
+        assert got == sorted(map(str, test))[:2]
+    assert len(eps) == count_episodes(bench, shots=10, repeats=2, max_users=2) == 2 * 2 * len(bench.folds)
+    full = _by_key(episodes(bench, shots=10, repeats=2))
+    for key, e in _by_key(eps).items():  # the same episodes as in the full run, just fewer users
+        assert e.task.support_images == full[key].task.support_images
+
+
 def test_skip_rules_counted():
     rows = []
     for i in range(30):
