@@ -54,10 +54,9 @@ _FEATURE_MEMO: dict[tuple, dict[str, np.ndarray]] = {}
 
 def feature_cache_path(benchmark: Benchmark, encoder_name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """``<cache_dir or $PIAA_CACHE_DIR/features>/<benchmark>-<root hash>-<encoder>.safetensors``."""
-    if cache_dir is None:
-        from piaa.models import cache_dir as piaa_cache_dir
+    from piaa.features import feature_cache_dir
 
-        cache_dir = piaa_cache_dir() / "features"
+    cache_dir = feature_cache_dir(cache_dir)
     root = str(Path(benchmark.table.image_root).resolve())
     tag = f"{stable_int(root) % 16**10:010x}"
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in benchmark.name)

@@ -25,6 +25,13 @@ from tqdm.auto import tqdm
 from piaa.images import load_image
 
 
+def feature_cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where frozen-feature caches live: ``override`` if given, else ``<piaa cache>/features``."""
+    from piaa.models import cache_dir
+
+    return Path(override) if override else cache_dir() / "features"
+
+
 def _decode_batch(encoder, paths: Sequence[Path], pool: ThreadPoolExecutor) -> torch.Tensor:
     imgs = list(pool.map(lambda p: load_image(p, min_side=encoder.image_size), paths))
     return encoder.preprocess(imgs)

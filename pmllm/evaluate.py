@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from piaa.features import feature_cache_dir
 from piaa.schema import DEMOGRAPHIC_FIELDS, LAPIS_FIELDS, PARA_FIELDS, Profile, RatingsTable, SchemaError
 from piaa.stats import fit_population_ridge, srocc
 
@@ -74,12 +75,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     images = table.images  # all photos (inputs, not ratings): one feature cache shared with training
     train_table = table.for_users(train_users)
     train_images = sorted(train_table.ratings["image"].unique())
-    cache = Path(args.cache_dir) if args.cache_dir else None
-    if cache is None:
-        from piaa.models import cache_dir
-
-        cache = cache_dir() / "features"
-    tokens = visual_tokens_for(model, table, images, cache)
+    tokens = visual_tokens_for(model, table, images, feature_cache_dir(args.cache_dir))
     index = {im: i for i, im in enumerate(images)}
     # population reference: ridge on pooled frozen features -> training users' mean score per image
     train_tokens = tokens[[index[im] for im in train_images]]

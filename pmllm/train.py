@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from piaa.features import feature_cache_dir
 from piaa.schema import DEMOGRAPHIC_FIELDS, Profile, RatingsTable, SchemaError
 from pmllm.model import PMLLM, PMLLMConfig
 from pmllm.readout import readout, soft_targets
@@ -134,7 +135,7 @@ def train(args: argparse.Namespace) -> Path:
         torch.manual_seed(args.seed)
         model = PMLLM(config, quantization=args.quantization)
     images = all_images
-    cache_dir = None if args.no_cache else Path(args.cache_dir or _default_cache())
+    cache_dir = None if args.no_cache else feature_cache_dir(args.cache_dir)
     tokens = visual_tokens_for(model, table, images, cache_dir)
     img_index = {im: i for i, im in enumerate(images)}
     plan = step_plan(table, users, args.epochs, args.images_per_step, args.seed)
@@ -226,12 +227,6 @@ def plot_train_log(log_path: Path, png: Path) -> Path:
     fig.savefig(png, dpi=100)
     plt.close(fig)
     return png
-
-
-def _default_cache() -> Path:
-    from piaa.models import cache_dir
-
-    return cache_dir() / "features"
 
 
 def _save(core: PMLLM, opt, sched, step: int, out: Path, args, users: list[str], n_steps: int, secs: float) -> None:
