@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from piaa.features import feature_cache_dir
 from piaa.schema import RatingsTable, SchemaError
 from pmllm.fusion import PersonalHead, encode_fields, fields_vocab
 from pmllm.model import PMLLM
@@ -108,6 +109,47 @@ def residuals(table: RatingsTable, fit_users: list[str], rows: np.ndarray, scale
     return res.astype(np.float32), mean
 
 
+class UserSplit:
+    """The training users split into fit / validation users (``val_frac``, seeded), with what both head-fitting
+    modes need: rows (user index ``u``, image index ``i``) and residuals of the fit users, and the validation users'
+    photo means (over the fit users) and scores. Test users are not part of ``users``."""
+
+    def __init__(self, table: RatingsTable, users: list[str], img_index: dict[str, int], val_frac: float, seed: int):
+        self.table, self.users, self.img_index = table, users, img_index
+        self.scale_range = table.scale.max - table.scale.min
+        self._uidx = {u: k for k, u in enumerate(users)}
+        order = list(np.random.default_rng(seed).permutation(users))
+        n_val = max(1, int(round(val_frac * len(users))))
+        self.val_users, self.fit_users = sorted(order[:n_val]), sorted(order[n_val:])
+        rows, self.fu, self.fi = self.rows_of(self.fit_users)
+        self.f_res, _ = residuals(table, self.fit_users, rows, self.scale_range)
+        rows, self.vu, self.vi = self.rows_of(self.val_users)
+        _, self.v_mean = residuals(table, self.fit_users, rows, self.scale_range)
+        self.vy = table.ratings.loc[rows, "score"].to_numpy()
+        self.val_population_mean = _mean_srocc(self.v_mean, self.vy, self.vu)
+
+    def rows_of(self, us: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rating rows of users ``us`` and, per row, the user's and the image's index."""
+        r = self.table.ratings
+        rows = r.index[r["user"].isin(us)].to_numpy()
+        return (rows, np.array([self._uidx[u] for u in r.loc[rows, "user"]]),
+                np.array([self.img_index[i] for i in r.loc[rows, "image"]]))  # fmt: skip
+
+    def val_srocc(self, delta: np.ndarray) -> float:
+        """Validation users' mean per-user SROCC of photo mean + ``delta`` (normalised shift, one per row)."""
+        return _mean_srocc(self.v_mean + delta * self.scale_range, self.vy, self.vu)
+
+    def all_users(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(user index, image index, residual)`` rows of all training users, for the final refit."""
+        rows, u, i = self.rows_of(self.users)
+        return u, i, residuals(self.table, self.users, rows, self.scale_range)[0]
+
+    def start_log(self) -> dict:
+        print(f"validation ({len(self.val_users)} training users held out): photo-mean SROCC "
+              f"{self.val_population_mean:.4f}")  # fmt: skip
+        return {"val_users": self.val_users, "val_population_mean_srocc": self.val_population_mean, "grid": []}
+
+
 def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and whitening projection ``(k, d)`` of the rows of ``x``."""
     mu = x.mean(0)
@@ -170,8 +212,6 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
                  vmean: torch.Tensor, img_index: dict[str, int]) -> tuple[PersonalHead, dict, dict]:  # fmt: skip
     """ "fields" / "fields+text" mode: ridge on [encoded fields, weight * taste code] x photo features;
     hyper-parameters (PCA size, alpha, text weight) chosen on a validation split of the training users."""
-    r = table.ratings
-    scale_range = table.scale.max - table.scale.min
     vocab = fields_vocab([table.profile(u) for u in users])
     with_text = args.input == "fields+text"
     tcodes = text_codes(model, table, users) if with_text else None
@@ -188,29 +228,14 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
     fviews = np.stack(fviews).astype(np.float64)
     n_fields = len(encode_fields(table.profile(users[0]), vocab)[0])
     vn = torch.nn.functional.layer_norm(vmean, vmean.shape[-1:]).double().numpy()
-    uidx = {u: k for k, u in enumerate(users)}
-
-    def rows_of(us):
-        rows = r.index[r["user"].isin(us)].to_numpy()
-        return rows, np.array([uidx[u] for u in r.loc[rows, "user"]]), np.array([img_index[i] for i in
-                                                                                r.loc[rows, "image"]])  # fmt: skip
 
     def weighted(fv: np.ndarray, tw: float) -> np.ndarray:
         out = fv.copy()
         out[..., n_fields:] *= tw
         return out
 
-    order = list(np.random.default_rng(args.seed).permutation(users))
-    n_val = max(1, int(round(args.val_frac * len(users))))
-    val_users, fit_users = sorted(order[:n_val]), sorted(order[n_val:])
-    fr, fu, fi = rows_of(fit_users)
-    f_res, _ = residuals(table, fit_users, fr, scale_range)
-    vr, vu, vi = rows_of(val_users)
-    _, v_mean = residuals(table, fit_users, vr, scale_range)
-    vy = r.loc[vr, "score"].to_numpy()
-    log = {"val_users": val_users, "val_population_mean_srocc": _mean_srocc(v_mean, vy, vu), "grid": []}
-    pop = log["val_population_mean_srocc"]
-    print(f"validation ({len(val_users)} training users held out): photo-mean SROCC {pop:.4f}")
+    split = UserSplit(table, users, img_index, args.val_frac, args.seed)
+    log = split.start_log()
     # validation views: the full profile, and (with text) the structured fields only and the free text only
     val_views = {"full": fviews[:, 0]}
     if with_text:
@@ -220,13 +245,13 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
     for tw in args.text_weights if with_text else [1.0]:
         fw = weighted(fviews, tw)
         for kv in args.kv_grid:
-            fit = fit_fields_ridge(fw, vn, fu, fi, f_res, kv, args.alpha_grid, np.unique(fi))
+            fit = fit_fields_ridge(fw, vn, split.fu, split.fi, split.f_res, kv, args.alpha_grid, np.unique(split.fi))
             vrv = (vn - fit["mu"]) @ fit["A"].T
             for al, w in fit["W"].items():
                 res = {}
                 for name, fv in val_views.items():
-                    d = np.einsum("nf,fk,nk->n", weighted(fv, tw)[vu], w, vrv[vi])
-                    res[name] = _mean_srocc(v_mean + d * scale_range, vy, vu)
+                    d = np.einsum("nf,fk,nk->n", weighted(fv, tw)[split.vu], w, vrv[split.vi])
+                    res[name] = split.val_srocc(d)
                 crit = float(np.mean(list(res.values())))
                 vals = {f"val_{k}": v for k, v in res.items()}
                 log["grid"].append({"text_weight": tw, "kv": kv, "alpha": al, **vals, "criterion": crit})
@@ -237,8 +262,7 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
     _, kv, al, tw = best
     print(f"chosen on validation training users: kv {kv}, alpha {al:g}, text weight {tw:g}; refit on all "
           f"{len(users)} users")  # fmt: skip
-    ar, au, ai = rows_of(users)
-    a_res, _ = residuals(table, users, ar, scale_range)
+    au, ai, a_res = split.all_users()
     fit = fit_fields_ridge(weighted(fviews, tw), vn, au, ai, a_res, kv, [al], np.unique(ai))
     w = fit["W"][al]
     if with_text:  # the head sees [fields, text_weight * code]: fold the weight into the config, not into W
@@ -261,11 +285,7 @@ def train_personal(args: argparse.Namespace) -> Path:
             raise SchemaError(f"{args.base} was trained on {len(extra)} user(s) outside fold {args.fold}'s training "
                               f"users; use a base checkpoint of the same fold")  # fmt: skip
     images = table.images
-    cache_dir = None
-    if not args.no_cache:
-        from piaa.models import cache_dir as _cd
-
-        cache_dir = Path(args.cache_dir) if args.cache_dir else _cd() / "features"
+    cache_dir = None if args.no_cache else feature_cache_dir(args.cache_dir)
     vmean = visual_tokens_for(model, table, images, cache_dir).float().mean(1)
     img_index = {im: i for i, im in enumerate(images)}
     if args.input in ("fields", "fields+text"):
@@ -288,28 +308,9 @@ def train_personal(args: argparse.Namespace) -> Path:
         (out / "personal_validation.json").write_text(json.dumps(info["log"], indent=2) + "\n")
         return out
     bank = profile_bank(model, table, users, args.views, args.seed)
-    scale_range = table.scale.max - table.scale.min
-    r = table.ratings
-    rng = np.random.default_rng(args.seed)
-    order = list(rng.permutation(users))
-    n_val = max(1, int(round(args.val_frac * len(users))))
-    val_users, fit_users = sorted(order[:n_val]), sorted(order[n_val:])
-    uidx = {u: k for k, u in enumerate(users)}
-
-    def rows_of(us):
-        rows = r.index[r["user"].isin(us)].to_numpy()
-        return rows, np.array([uidx[u] for u in r.loc[rows, "user"]]), np.array([img_index[i] for i in
-                                                                                r.loc[rows, "image"]])  # fmt: skip
-
+    split = UserSplit(table, users, img_index, args.val_frac, args.seed)
     d_model, d_vis = bank.shape[-1], vmean.shape[-1]
-    fr, fu, fi = rows_of(fit_users)
-    f_res, _ = residuals(table, fit_users, fr, scale_range)
-    vr, vu, vi = rows_of(val_users)
-    _, v_mean = residuals(table, fit_users, vr, scale_range)
-    vy = r.loc[vr, "score"].to_numpy()
-    baseline_val = _mean_srocc(v_mean, vy, vu)
-    log = {"val_users": val_users, "val_population_mean_srocc": baseline_val, "grid": []}
-    print(f"validation ({len(val_users)} training users held out): photo-mean SROCC {baseline_val:.4f}")
+    log = split.start_log()
     best = None
     checkpoints = sorted({max(1, args.iters * k // 8) for k in range(1, 9)})
     empty_p = _empty_pooled(model)
@@ -321,13 +322,12 @@ def train_personal(args: argparse.Namespace) -> Path:
         def on_iter(it, loss, head=head, curve=curve):
             if it in checkpoints:
                 with torch.no_grad():
-                    d = head(bank[vu, 0], vmean[vi]).numpy()
-                    e = head(empty_p, vmean[vi]).numpy()
-                curve[it] = (_mean_srocc(v_mean + d * scale_range, vy, vu),
-                             _mean_srocc(v_mean + e * scale_range, vy, vu), loss)  # fmt: skip
+                    d = head(bank[split.vu, 0], vmean[split.vi]).numpy()
+                    e = head(empty_p, vmean[split.vi]).numpy()
+                curve[it] = (split.val_srocc(d), split.val_srocc(e), loss)
 
-        fit_head(head, bank, vmean, fu, fi, f_res, iters=args.iters, lr=args.lr, wd=wd, seed=args.seed,
-                 on_iter=on_iter)  # fmt: skip
+        fit_head(head, bank, vmean, split.fu, split.fi, split.f_res, iters=args.iters, lr=args.lr, wd=wd,
+                 seed=args.seed, on_iter=on_iter)  # fmt: skip
         for it, (full, empty, loss) in curve.items():
             log["grid"].append({"wd": wd, "iters": it, "val_full": full, "val_empty": empty, "train_loss": loss})
             print(f"wd {wd:g} iters {it}: val SROCC full {full:.4f} empty {empty:.4f} (train loss {loss:.5f})")
@@ -335,8 +335,7 @@ def train_personal(args: argparse.Namespace) -> Path:
                 best = (full, wd, it)
     _, wd, iters = best
     print(f"chosen on validation training users: wd {wd:g}, iters {iters}; refit on all {len(users)} users")
-    ar, au, ai = rows_of(users)
-    a_res, _ = residuals(table, users, ar, scale_range)
+    au, ai, a_res = split.all_users()
     torch.manual_seed(args.seed)
     head = PersonalHead(d_model, d_vis, args.rank)
     fit_head(head, bank, vmean, au, ai, a_res, iters=iters, lr=args.lr, wd=wd, seed=args.seed)
