@@ -251,15 +251,13 @@ def fit_fast(
         rest = {k: ts.base[k] + torch.tensordot(coef[k], ts.taus[k], dims=1) for k in ts.keys if k != cache.key}
         return functional_call(ts.model, rest, (cache.mix(coef[cache.key], idx),), {"stage": "first"})
 
+    # None = all rows in one batch (an index would gather a copy of the whole per-user cache)
+    chunks = [None] if len(y) <= 256 else [torch.arange(i, min(i + 256, len(y))) for i in range(0, len(y), 256)]
     with torch.no_grad():
         init = []
         for t in range(ts.num_tasks):
             onehot = F.one_hot(torch.full((len(groups),), t), ts.num_tasks).float()
-            if len(y) <= 256:  # one batch: no index (an index gathers a copy of the whole cache)
-                init.append(srocc(forward(onehot, None).numpy(), y_np))
-                continue
-            init.append(srocc(torch.cat([forward(onehot, torch.arange(i, min(i + 256, len(y))))
-                                         for i in range(0, len(y), 256)]).numpy(), y_np))  # fmt: skip
+            init.append(srocc(torch.cat([forward(onehot, c) for c in chunks]).numpy(), y_np))
     a0 = torch.softmax(10.0 * torch.tensor(init), dim=0).repeat(len(groups), 1)
     alpha = torch.nn.Parameter(a0.clone())
     gen = torch.Generator().manual_seed(seed)
