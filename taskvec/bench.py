@@ -39,6 +39,20 @@ def _rng(seed: int, user: str, k: int) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(user.encode()[:8].ljust(8, b"\0"), "little") % 2**32, k])
 
 
+def support_split(ratings, seed: int, user: str, k: int):
+    """The seeded split of one user's ratings (rows of ``RatingsTable.user_ratings``): (first k = support, rest)."""
+    order = _rng(seed, user, k).permutation(len(ratings))
+    return ratings.iloc[order[:k]], ratings.iloc[order[k:]]
+
+
+def world_trunk_features(scorer: PersonalizedScorer, table: RatingsTable, world: Path) -> torch.Tensor:
+    """Frozen trunk outputs of every image of ``table`` (row order ``table.images``), cached per world."""
+    from piaa.models import cache_dir
+
+    return scorer.features([table.image_path(i) for i in table.images], progress=True,
+                           cache=cache_dir() / "taskvec" / f"bench-{world.name}-trunk.safetensors")  # fmt: skip
+
+
 def population_mean_predictions(pooled: dict[str, np.ndarray], table: RatingsTable, train_users: list[str]):
     from piaa.stats import fit_population_ridge
 
@@ -58,11 +72,8 @@ def run(args) -> dict:
     scorer = PersonalizedScorer.from_pretrained(args.artifacts)
     ts = scorer.ts
     images = table.images
-    from piaa.models import cache_dir
-
     t0 = time.perf_counter()
-    feats = scorer.features([table.image_path(i) for i in images], progress=True,
-                            cache=cache_dir() / "taskvec" / f"bench-{world.name}-trunk.safetensors")  # fmt: skip
+    feats = world_trunk_features(scorer, table, world)
     print(f"trunk features for {len(images)} images: {time.perf_counter() - t0:.1f} s (cached after the first run)")
     index = {img: i for i, img in enumerate(images)}
     with torch.no_grad():  # theta_0's tail = the frozen encoder's pooled features (for the ridge baseline)
@@ -87,8 +98,7 @@ def run(args) -> dict:
             for k in shots:
                 if len(ur) < k + 10:
                     continue
-                order = _rng(args.seed, user, k).permutation(len(ur))
-                sup, qry = ur.iloc[order[:k]], ur.iloc[order[k:]]
+                sup, qry = support_split(ur, args.seed, user, k)
                 sf = feats[[index[i] for i in sup["image"]]]
                 qf = feats[[index[i] for i in qry["image"]]]
                 yq = qry["score"].to_numpy()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from piaa.schema import RatingsTable
-from taskvec.bench import _rng
+from taskvec.bench import support_split, world_trunk_features
 from taskvec.model import DEFAULT_ARTIFACTS, PersonalizedScorer
 from taskvec.personalize import fit_fast, srocc
 
@@ -40,8 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from piaa.models import cache_dir
-
     world = Path(args.world)
     table = RatingsTable.load(world / "ratings")
     folds = json.loads((world / "folds.json").read_text())["folds"]
@@ -54,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = json.loads(args.configs)
     scorer = PersonalizedScorer.from_pretrained(args.artifacts)
     ts = scorer.ts
-    feats = scorer.features([table.image_path(i) for i in table.images],
-                            cache=cache_dir() / "taskvec" / f"bench-{world.name}-trunk.safetensors")  # fmt: skip
+    feats = world_trunk_features(scorer, table, world)
     index = {img: i for i, img in enumerate(table.images)}
     span = table.scale.max - table.scale.min
     res: dict[str, list[tuple[float, float]]] = {n: [] for n in configs}
@@ -63,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         ur = table.user_ratings(u)
         if len(ur) < args.k + 10:
             continue
-        order = _rng(args.seed, u, args.k).permutation(len(ur))
-        sup, held = ur.iloc[order[: args.k]], ur.iloc[order[args.k :]]
+        sup, held = support_split(ur, args.seed, u, args.k)
         sf, hf = feats[[index[i] for i in sup["image"]]], feats[[index[i] for i in held["image"]]]
         for name, kw in configs.items():
             fit = fit_fast(ts, sf, sup["score"].to_numpy(), score_range=span, seed=args.seed, **kw)
