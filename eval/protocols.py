@@ -123,6 +123,11 @@ def _cached_ratings(benchmark: Benchmark, users: Sequence[str]) -> dict[str, tup
     return out
 
 
+def fold_test_users(benchmark: Benchmark, fold: int, max_users: int | None = None) -> list[str]:
+    """The test users of ``fold``, sorted by id; only the first ``max_users`` if given."""
+    return sorted(map(str, benchmark.folds[fold][1]))[:max_users]
+
+
 def episodes(
     benchmark: Benchmark,
     *,
@@ -150,7 +155,7 @@ def episodes(
     for f in fold_ids:
         if not 0 <= f < len(benchmark.folds):
             raise ValueError(f"{benchmark.name}: no fold {f} (it has {len(benchmark.folds)})")
-        test_users = sorted(map(str, benchmark.folds[f][1]))[:max_users]
+        test_users = fold_test_users(benchmark, f, max_users)
         cache = _cached_ratings(benchmark, test_users)
         for user in test_users:
             images, scores = cache[user]
@@ -190,6 +195,6 @@ def count_episodes(benchmark: Benchmark, *, shots: int, repeats: int, folds: Seq
     counts = benchmark.table.ratings.groupby("user")["image"].nunique()
     n = 0
     for f in fold_ids:
-        users = pd.Index(sorted(map(str, benchmark.folds[f][1]))[:max_users])
+        users = pd.Index(fold_test_users(benchmark, f, max_users))
         n += int((counts.reindex(users).fillna(0) >= shots + min_query).sum())
     return n * (1 if shots == 0 else repeats)
