@@ -15,6 +15,18 @@ from tests.test_pmllm_model import PROFILE, images, open_gates, tiny_dirs, tiny_
 from tests.test_pmllm_train import tiny_table  # noqa: F401
 
 
+def fit_personal_head(tiny_dirs, tiny_table, tmp_path, *extra: str) -> None:  # noqa: F811
+    """Save an untrained tiny base for fold 0 to ``tmp_path/base``, fit a personal head on it into ``tmp_path/out``."""
+    base = tiny_model(tiny_dirs)
+    base.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
+    base.save_pretrained(tmp_path / "base")
+    personal_main([
+        "--base", str(tmp_path / "base"), "--ratings", str(tiny_table / "ratings"),
+        "--users-from", str(tiny_table / "folds.json"), "--out", str(tmp_path / "out"), "--val-frac", "0.25",
+        "--cache-dir", str(tiny_table / "cache"), *extra,
+    ])  # fmt: skip
+
+
 def _perturb(model: PMLLM, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -56,15 +68,8 @@ def test_residuals_leave_one_out_and_centred(tiny_table):  # noqa: F811
 
 
 def test_train_personal_learns_tiny_taste(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
-    base = tiny_model(tiny_dirs)
-    base.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
-    base.save_pretrained(tmp_path / "base")
-    personal_main([
-        "--base", str(tmp_path / "base"), "--ratings", str(tiny_table / "ratings"), "--users-from",
-        str(tiny_table / "folds.json"), "--out", str(tmp_path / "out"), "--rank", "4", "--views", "2",
-        "--iters", "80", "--lr", "0.03", "--wd-grid", "0.01", "--val-frac", "0.25", "--cache-dir",
-        str(tiny_table / "cache"),
-    ])  # fmt: skip
+    fit_personal_head(tiny_dirs, tiny_table, tmp_path, "--rank", "4", "--views", "2", "--iters", "80", "--lr", "0.03",
+                      "--wd-grid", "0.01")  # fmt: skip
     cfg = json.loads((tmp_path / "out" / "pmllm_config.json").read_text())
     ph = cfg["meta"]["personal_head"]
     assert cfg["personal_rank"] == 4 and ph["n_train_users"] == 4 and ph["selected_on"].startswith("validation")
@@ -105,14 +110,8 @@ def test_fields_encoding_and_exact_ridge_head():
 
 
 def test_train_personal_fields_mode(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
-    base = tiny_model(tiny_dirs)
-    base.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
-    base.save_pretrained(tmp_path / "base")
-    personal_main([
-        "--input", "fields", "--base", str(tmp_path / "base"), "--ratings", str(tiny_table / "ratings"),
-        "--users-from", str(tiny_table / "folds.json"), "--out", str(tmp_path / "out"), "--views", "1",
-        "--kv-grid", "2", "--alpha-grid", "1", "10", "--val-frac", "0.25", "--cache-dir", str(tiny_table / "cache"),
-    ])  # fmt: skip
+    fit_personal_head(tiny_dirs, tiny_table, tmp_path, "--input", "fields", "--views", "1", "--kv-grid", "2",
+                      "--alpha-grid", "1", "10")  # fmt: skip
     cfg = json.loads((tmp_path / "out" / "pmllm_config.json").read_text())
     assert cfg["personal_input"] == "fields" and cfg["personal_vocab"]["age"] == ["22-25"]
     assert cfg["meta"]["personal_head"]["ridge_alpha"] in (1.0, 10.0)

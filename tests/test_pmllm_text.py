@@ -11,8 +11,8 @@ from piaa.schema import Profile, RatingsTable
 from pmllm import constants as C
 from pmllm.model import PMLLM
 from pmllm.taste_text import TasteReader, split_clauses
-from pmllm.train_personal import main as personal_main
-from tests.test_pmllm_model import tiny_dirs, tiny_model  # noqa: F401
+from tests.test_pmllm_model import tiny_dirs  # noqa: F401
+from tests.test_pmllm_personal import fit_personal_head
 from tests.test_pmllm_train import tiny_table  # noqa: F401
 
 
@@ -63,15 +63,8 @@ def test_reader_recode_and_hostile_text(reader):
 
 def test_fields_text_head_learns_text_only_taste(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
     """Users differ only in their free text; the head must learn it, and an empty profile must add nothing."""
-    base = tiny_model(tiny_dirs)
-    base.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
-    base.save_pretrained(tmp_path / "base")
-    personal_main([
-        "--input", "fields+text", "--base", str(tmp_path / "base"), "--ratings", str(tiny_table / "ratings"),
-        "--users-from", str(tiny_table / "folds.json"), "--out", str(tmp_path / "out"), "--views", "1",
-        "--kv-grid", "2", "--alpha-grid", "0.01", "1", "--text-weights", "1", "--val-frac", "0.25",
-        "--cache-dir", str(tiny_table / "cache"),
-    ])  # fmt: skip
+    fit_personal_head(tiny_dirs, tiny_table, tmp_path, "--input", "fields+text", "--views", "1", "--kv-grid", "2",
+                      "--alpha-grid", "0.01", "1", "--text-weights", "1")  # fmt: skip
     cfg = json.loads((tmp_path / "out" / "pmllm_config.json").read_text())
     assert cfg["personal_input"] == "fields+text" and cfg["text_weight"] == 1.0
     centre, scale = cfg["text_polarity"]
