@@ -70,6 +70,8 @@ class DemoService:
 
     @staticmethod
     def sample_photos() -> list[Path]:
+        from piaa.photos import sample_photos
+
         return sample_photos()
 
     def pmllm(self):
@@ -147,26 +149,3 @@ class DemoService:
 def rank_order(scores: Sequence[float]) -> np.ndarray:
     """Indices best-first (stable for ties)."""
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-
-
-def sample_photos(folder: str | Path | None = None, n: int = 16, seed: int = 2026) -> list[Path]:
-    """``n`` sample photos for users who upload none: the real bundled photos with the sim world's recorded edits.
-
-    Written once into ``folder`` (default ``$PIAA_CACHE_DIR/demo-samples``) and reused.
-    """
-    from eval.sim_images import bundled_photos, render, sample_edit
-    from piaa.models import cache_dir
-
-    folder = Path(folder) if folder else cache_dir() / "demo-samples"
-    paths = [folder / f"sample-{seed}-{i:02d}.jpg" for i in range(n)]
-    if all(p.is_file() for p in paths):
-        return paths
-    folder.mkdir(parents=True, exist_ok=True)
-    photos = bundled_photos()
-    by_name = {ph.name: ph for ph in photos}
-    for i, p in enumerate(paths):
-        edit = sample_edit(seed, i, photos)
-        tmp = p.with_suffix(".tmp")
-        tmp.write_bytes(render(by_name[edit["source"]], edit, seed, i))
-        tmp.replace(p)
-    return paths

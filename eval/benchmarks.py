@@ -116,7 +116,7 @@ def _load_sim(root: str | Path | None, quick: bool) -> tuple[Benchmark, dict]:
         from eval.sim import ensure_world, load_world
     except ImportError as err:
         raise BenchmarkNotAvailableError(
-            f"benchmark 'sim' needs the simulated world module eval/sim.py, which cannot be imported: {err}"
+            f"benchmark 'sim' needs the simulated world package eval/sim/, which cannot be imported: {err}"
         ) from None
     path = Path(root) if root is not None else ensure_world(quick)
     if not (path / "world.json").is_file():

@@ -10,9 +10,11 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from eval import sim
-from eval import sim_images as si
-from eval import sim_raters as sr
-from eval.sim_text import keywords
+from eval.sim import images as si
+from eval.sim import raters as sr
+from eval.sim.__main__ import main as sim_main
+from eval.sim.text import keywords
+from piaa.photos import bundled_photos
 from piaa.schema import PARA_SCALE, Profile, RatingsTable
 
 MINI = sim.WorldSize(n_piaa=20, n_db=4, n_raters=6, ratings_per_rater=10)
@@ -27,7 +29,7 @@ def tiny_world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photos():
-    return si.bundled_photos()
+    return bundled_photos()
 
 
 def synthetic_attributes(n: int, seed: int = 0) -> pd.DataFrame:
@@ -160,7 +162,7 @@ def test_photos_folder(tmp_path):
     attrs = pd.read_csv(out / "attributes.csv")
     assert set(attrs["content"]) == {"cats", "dogs"}
     with pytest.raises(SystemExit, match="not a folder"):
-        sim.main(["--out", str(tmp_path / "x"), "--photos", str(tmp_path / "missing")])
+        sim_main(["--out", str(tmp_path / "x"), "--photos", str(tmp_path / "missing")])
 
 
 # ------------------------------------------------------------------------------------------------ tastes

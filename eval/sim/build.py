@@ -1,25 +1,12 @@
-"""The simulated taste world: real photos x recorded edits, simulated raters with PARA-style profiles.
+"""Build a simulated world folder: images x recorded edits, simulated raters, scoring databases, folds, truth.
 
-The only place in this project where learning can be measured (no real PIAA images/ratings ship with it). Every
-number derived from it is *simulated*. The generative model is documented in ``eval/SIM.md``.
-
-Build a world folder (contract in the project brief; ``world.json`` is written last and signals readiness)::
-
-    python -m eval.sim --out worlds/sim-quick --quick      # ~1000 PIAA images, 4 x 600 database images, 80 raters
-    python -m eval.sim --out worlds/sim                    # ~2500 PIAA images, 4 x 1500, 240 raters
-    python -m eval.sim --out DIR --photos my_photos/       # your own photos (content label = sub-folder name)
-
-Python API (the harness may import it; ``pmllm``/``taskvec`` read the folders instead)::
-
-    from eval.sim import build_world, load_world, ensure_world
-    world = load_world(ensure_world(quick=True))
-    bench = world.benchmark()                 # eval.api.Benchmark(name="sim", simulated=True, oracle=world.oracle)
-    world.oracle("u000", ["piaa_00001.jpg"])  # noise-free scores on the PARA scale
+``world.json`` is written last and signals readiness; the folder layout is read by :class:`piaa.worlds.WorldFolder`.
+Same arguments -> byte-identical ratings, attributes and images. Used by ``python -m eval.sim`` (see
+``eval/sim/__init__.py``); the generative model is documented in ``eval/sim/SIM.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -32,11 +19,13 @@ import pandas as pd
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from piaa.schema import PARA_SCALE, Profile, RatingsTable, SchemaError
+from piaa.schema import PARA_SCALE, Profile, RatingsTable
 
-from . import sim_images as si
-from . import sim_raters as sr
-from .sim_text import describe
+from piaa.photos import bundled_photos, folder_photos
+
+from . import images as si
+from . import raters as sr
+from .text import describe
 
 DB_INDEX_BASE = 1_000_000  # image index offset per database pool (pools never share an edit index)
 
@@ -55,10 +44,6 @@ SIZES = {
     "quick": WorldSize(1000, 600, 80, 280),
     "tiny": WorldSize(48, 16, 12, 40),  # unit tests
 }
-
-
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------------ build
@@ -84,7 +69,7 @@ def build_world(
     taste = taste or sr.TasteConfig()
     if size.ratings_per_rater > size.n_piaa:
         raise ValueError(f"ratings_per_rater={size.ratings_per_rater} exceeds n_piaa={size.n_piaa}")
-    src = si.folder_photos(photos) if photos else si.bundled_photos()
+    src = folder_photos(photos) if photos else bundled_photos()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
     if tmp.exists():
@@ -297,103 +282,3 @@ def format_decomposition(d: dict) -> str:
         f"sd {d['score_sd']:.2f})"
     )
     return "\n".join(rows)
-
-
-# ------------------------------------------------------------------------------------------------ load
-class SimWorld:
-    """A loaded world folder: ratings, databases, folds, attributes and the hidden truth behind the oracle."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        wfile = self.root / "world.json"
-        if not wfile.is_file():
-            raise SchemaError(f"{wfile}: missing - not a (finished) simulated world; build with python -m eval.sim")
-        self.info = json.loads(wfile.read_text())
-        self.ratings = RatingsTable.load(self.root / "ratings")
-        self.databases = {db: RatingsTable.load(self.root / "databases" / db) for db in self.info["databases"]}
-        folds = json.loads((self.root / "folds.json").read_text())["folds"]
-        self.folds = [(list(f["train"]), list(f["test"])) for f in folds]
-        self.attributes = pd.read_csv(self.root / "attributes.csv", dtype={"image": str, "content": str})
-        self.truth = json.loads((self.root / "truth" / "tastes.json").read_text())
-        self._names = self.truth["features"]
-        self._row = {im: i for i, im in enumerate(self.attributes["image"])}
-        self._x = sr.feature_matrix(self.attributes, self._names, self.truth["attribute_mean"],
-                                    self.truth["attribute_std"])  # fmt: skip
-        self._w_pop = sr.vec(self.truth["population"], self._names)
-
-    def _rows(self, images) -> np.ndarray:
-        missing = [im for im in images if im not in self._row]
-        if missing:
-            raise KeyError(f"{self.root}: image(s) not in this world: {missing[:3]}")
-        return np.array([self._row[im] for im in images], dtype=int)
-
-    def taste(self, user: str) -> np.ndarray:
-        """The rater's total taste weight vector over :attr:`feature_names`."""
-        if user not in self.truth["raters"]:
-            raise KeyError(f"{self.root}: no simulated rater {user!r}")
-        t = self.truth["raters"][user]
-        return self._w_pop + sr.vec(t["profile_part"], self._names) + sr.vec(t["idiosyncratic_part"], self._names)
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self._names)
-
-    def features(self, images) -> np.ndarray:
-        """(n, F) standardised attribute + content features of the given images."""
-        return self._x[self._rows(list(images))]
-
-    def oracle(self, user: str, images) -> np.ndarray:
-        """Noise-free scores (PARA scale, unquantised) of ``user`` for ``images``."""
-        t = self.truth["raters"].get(user)
-        u = self.features(images) @ self.taste(user) + t["offset"]
-        return sr.squash(u, t["slope"], self.truth["kappa"])
-
-    def population(self, images) -> np.ndarray:
-        """Noise-free scores of the population-mean taste (no rater information)."""
-        return sr.squash(self.features(images) @ self._w_pop, 1.0, self.truth["kappa"])
-
-    def profile_model(self, profile: Profile, images) -> np.ndarray:
-        """Noise-free scores of the taste implied by a profile's structured fields alone (no idiosyncrasy)."""
-        w = self._w_pop + sr.profile_part(profile, self._names, self.info["config"]["taste"]["profile_gain"])
-        return sr.squash(self.features(images) @ w, 1.0, self.truth["kappa"])
-
-    def benchmark(self):
-        from .api import Benchmark
-
-        return Benchmark(name="sim", table=self.ratings, folds=self.folds, simulated=True, oracle=self.oracle,
-                         meta={"world": str(self.root), "simulated": True, "seed": self.info["seed"],
-                               "variance_decomposition": self.info["variance_decomposition"]})  # fmt: skip
-
-
-def load_world(path: str | Path) -> SimWorld:
-    return SimWorld(path)
-
-
-def ensure_world(quick: bool) -> Path:
-    """The world folder ``$PIAA_WORLD_DIR`` (if set) or ``worlds/sim-quick`` / ``worlds/sim``; built if absent."""
-    env = os.environ.get("PIAA_WORLD_DIR")
-    path = Path(env) if env else _repo_root() / "worlds" / ("sim-quick" if quick else "sim")
-    if not (path / "world.json").is_file():
-        build_world(path, quick=quick)
-    return path
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m eval.sim", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, help="world folder to write (replaced atomically if it exists)")
-    ap.add_argument("--quick", action="store_true", help="the quick size (~1000 PIAA images, 80 raters)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--photos", default=None, help="folder of photos to use instead of the bundled ones")
-    ap.add_argument("--size", choices=sorted(SIZES), default=None, help="explicit size (overrides --quick)")
-    ap.add_argument("--workers", type=int, default=None, help="image worker processes (default: up to 4)")
-    args = ap.parse_args(argv)
-    try:
-        build_world(args.out, seed=args.seed, quick=args.quick, photos=args.photos, size=args.size,
-                    workers=args.workers)  # fmt: skip
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        raise SystemExit(f"error: {err}") from None
-
-
-if __name__ == "__main__":
-    main()

@@ -23,7 +23,7 @@ import pandas as pd
 
 from piaa.schema import PARA_SCALE, Profile, Scale
 
-from .sim_images import ATTRIBUTES
+from .images import ATTRIBUTES
 
 AGES = ("18-21", "22-25", "26-29", "30-34", "35-40")  # PARA's age bins
 GENDERS = ("male", "female")
