@@ -142,3 +142,58 @@ def test_bytes_and_stream_sources(photo):
     assert load_image(io.BytesIO(data)).size == (80, 60)
     with pytest.raises(ImageDecodeError, match="<bytes>"):
         load_image(b"garbage" * 10)
+
+
+def test_decompression_bomb_message_gives_size_and_limit(tmp_path, monkeypatch):
+    monkeypatch.delenv("PIAA_MAX_IMAGE_PIXELS", raising=False)
+    p = tmp_path / "bomb.png"
+    p.write_bytes(_png_header_only(60000, 60000))
+    with pytest.raises(ImageDecodeError) as err:
+        load_image(p)
+    msg = str(err.value)
+    assert "bomb.png" in msg and "60000\u00d760000 = 3600.0 megapixels" in msg
+    assert "limit of 120.0 megapixels" in msg and "PIAA_MAX_IMAGE_PIXELS" in msg
+
+
+def test_95_megapixel_photo_loads_under_the_default_limit(tmp_path, monkeypatch):
+    """PIL warns above 89.5 Mpx; that warning used to be escalated into a refusal below our documented 120 Mpx."""
+    monkeypatch.delenv("PIAA_MAX_IMAGE_PIXELS", raising=False)
+    p = tmp_path / "pano.jpg"
+    Image.new("L", (10000, 9500), 90).save(p, "JPEG", quality=50)  # solid colour: ~1 MB on disk
+    img = load_image(p, min_side=224)  # decoded at 1/8 scale with draft: cheap
+    assert img.mode == "RGB" and img.size == (1250, 1188)
+    assert tuple(np.asarray(img)[600, 600]) == (90, 90, 90)
+    monkeypatch.setenv("PIAA_MAX_IMAGE_PIXELS", "90_000_000")  # read at call time, not import time
+    with pytest.raises(ImageDecodeError, match=r"pano\.jpg: .*10000\u00d79500 = 95\.0 megapixels.*limit of 90\.0"):
+        load_image(p, min_side=224)
+
+
+def test_limit_is_read_at_call_time_and_overrides_pil(tmp_path, monkeypatch, photo):
+    p = tmp_path / "small.png"
+    photo.save(p)  # 80x60 = 4800 pixels
+    monkeypatch.setenv("PIAA_MAX_IMAGE_PIXELS", "4000")
+    with pytest.raises(ImageDecodeError) as err:
+        load_image(p)
+    msg = str(err.value)
+    assert "80\u00d760 = 0.0048 megapixels" in msg and "4,000 pixels" in msg and "PIAA_MAX_IMAGE_PIXELS=" in msg
+    assert load_image(p, max_pixels=5000).size == (80, 60)  # an explicit argument wins over the environment
+    # a limit above PIL's own error threshold (2 x Image.MAX_IMAGE_PIXELS) is honoured, PIL's global left alone
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setenv("PIAA_MAX_IMAGE_PIXELS", "1_000_000")
+    assert load_image(p).size == (80, 60)
+    assert load_image(p.read_bytes()).size == (80, 60)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(p)  # other PIL users still have PIL's guard
+    monkeypatch.setenv("PIAA_MAX_IMAGE_PIXELS", "4799")
+    with pytest.raises(ImageDecodeError, match=r"80\u00d760"):
+        load_image(p)
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5"])
+def test_bad_limit_variable_is_named(tmp_path, monkeypatch, photo, value):
+    p = tmp_path / "x.png"
+    photo.save(p)
+    monkeypatch.setenv("PIAA_MAX_IMAGE_PIXELS", value)
+    with pytest.raises(ValueError, match=rf"PIAA_MAX_IMAGE_PIXELS='{value}' must be a positive whole number"):
+        load_image(p)
