@@ -1,8 +1,9 @@
 """Benchmark registry: names -> small specs that know how to load an :class:`eval.api.Benchmark`.
 
-Per-dataset metadata is data (``BenchmarkSpec``); loading real datasets goes through the readers registry
-(``eval.readers.READERS``, imported only when a real benchmark is asked for), the simulated world through
-``eval.sim`` (``ensure_world`` / ``load_world``). Library module, no entry point (see ``python -m eval.run``).
+Registry: :func:`benchmark_specs` / :func:`list_benchmarks` / :func:`create_benchmark`. The built-in ``sim`` and
+``synthetic`` benchmarks plus every PIAA dataset of the readers registry (``eval.readers``: its reader classes and
+``DATASETS`` metadata are the one table of real datasets). The simulated world loads through ``eval.sim``.
+Library module, no entry point (see ``python -m eval.run``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ class BenchmarkSpec:
     description: str
     simulated: bool = False
     kind: str = "reader"  # "reader" (real dataset via eval.readers), "sim" (eval.sim world), "synthetic" (tests)
-    reader: str | None = None  # key in eval.readers.READERS (real datasets)
     needs_root: bool = True  # real datasets: --root is the folder holding the dataset as distributed
     default_shots: tuple[int, ...] = (0, 10, 100)
-    citation: str = ""
 
 
-BENCHMARKS: dict[str, BenchmarkSpec] = {
+_BUILTIN: dict[str, BenchmarkSpec] = {
     "sim": BenchmarkSpec(
         "sim", "simulated taste world (python -m eval.sim); numbers are SIMULATED, never real-data results",
         simulated=True, kind="sim", needs_root=False,
@@ -40,38 +39,33 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         "synthetic", "tiny generated benchmark for smoke tests (eval.synthetic; --root = where to write it)",
         simulated=True, kind="synthetic", needs_root=False, default_shots=(0, 10),
     ),
-    "flickr-aes": BenchmarkSpec(
-        "flickr-aes", "FLICKR-AES: 210 AMT workers, 40k Flickr photos, 1-5 stars", reader="flickr-aes",
-        citation="Ren et al., Personalized Image Aesthetics, ICCV 2017",
-    ),
-    "para": BenchmarkSpec(
-        "para", "PARA: 438 raters with profiles, 31k photos, 1-5 step 0.5", reader="para",
-        citation="Yang et al., Personalized Image Aesthetics Assessment with Rich Attributes, CVPR 2022",
-    ),
-    "lapis": BenchmarkSpec(
-        "lapis", "LAPIS: art images rated 0-100 by raters with demographics/VAIAK", reader="lapis",
-        citation="Maerten et al., LAPIS: Leuven Art Personalized Image Set, 2025",
-    ),
-    "aadb": BenchmarkSpec(
-        "aadb", "AADB: 10k photos with per-rater scores (rater ids)", reader="aadb",
-        citation="Kong et al., Photo Aesthetics Ranking Network with Attributes and Content Adaptation, ECCV 2016",
-    ),
-    "real-cur": BenchmarkSpec(
-        "real-cur", "REAL-CUR: real users' curated personal photo collections", reader="real-cur",
-        citation="Ren et al., Personalized Image Aesthetics, ICCV 2017 (REAL-CUR test set)",
-    ),
 }  # fmt: skip
 
 
+def benchmark_specs() -> dict[str, BenchmarkSpec]:
+    """The built-in benchmarks plus one per PIAA reader of ``eval.readers`` (its registry is the one table of real
+    datasets: name, reader class and metadata)."""
+    from eval.readers import DATASETS, list_readers
+
+    real = {n: BenchmarkSpec(n, DATASETS[n].title) for n in list_readers("piaa")}
+    return {**_BUILTIN, **real}
+
+
 def list_benchmarks() -> list[str]:
-    return sorted(BENCHMARKS)
+    return sorted(benchmark_specs())
+
+
+def create_benchmark(name: str, root: str | Path | None = None, *, quick: bool = False) -> tuple[Benchmark, dict]:
+    """Alias of :func:`load_benchmark` (the registry's ``create_*`` name)."""
+    return load_benchmark(name, root, quick=quick)
 
 
 def load_benchmark(name: str, root: str | Path | None = None, *, quick: bool = False) -> tuple[Benchmark, dict]:
     """``(benchmark, info)``; ``info`` holds extra report material (for sim: the world's ``world.json``)."""
-    if name not in BENCHMARKS:
-        raise BenchmarkNotAvailableError(f"unknown benchmark {name!r}; known: {', '.join(list_benchmarks())}")
-    spec = BENCHMARKS[name]
+    specs = benchmark_specs()
+    if name not in specs:
+        raise BenchmarkNotAvailableError(f"unknown benchmark {name!r}; known: {', '.join(sorted(specs))}")
+    spec = specs[name]
     if spec.kind == "sim":
         return _load_sim(root, quick)
     if spec.kind == "synthetic":
@@ -83,24 +77,16 @@ def load_benchmark(name: str, root: str | Path | None = None, *, quick: bool = F
         raise BenchmarkNotAvailableError(f"benchmark {name!r} is a real dataset: pass --root <folder holding it>")
     if not Path(root).exists():
         raise BenchmarkNotAvailableError(f"--root {root}: no such folder")
+    from eval.readers import DATASETS
+    from eval.readers import create_benchmark as read_benchmark
+
     try:
-        from eval.readers import READERS, create_benchmark
-    except ImportError as err:
-        raise BenchmarkNotAvailableError(
-            f"benchmark {name!r} needs the dataset readers (eval/readers, registry READERS), which cannot be "
-            f"imported in this checkout: {err}"
-        ) from None
-    if spec.reader not in READERS:
-        raise BenchmarkNotAvailableError(
-            f"the readers registry has no reader {spec.reader!r} (it has: {', '.join(sorted(READERS))})"
-        )
-    try:
-        benchmark = create_benchmark(spec.reader, Path(root))
+        benchmark = read_benchmark(name, Path(root))
     except (ValueError, OSError, KeyError) as err:  # SchemaError is a ValueError
         raise BenchmarkNotAvailableError(f"{name}: cannot read the dataset under {root}: {err}") from None
     if not benchmark.folds:
         raise BenchmarkNotAvailableError(f"{name}: the reader returned no user folds")
-    return benchmark, {"citation": spec.citation}
+    return benchmark, {"citation": DATASETS[name].title}
 
 
 def world_changed(info: dict) -> bool:

@@ -125,3 +125,34 @@ def aggregate(scores: Iterable[UserScore]) -> dict[tuple[str, int], dict]:
             "n_evaluations": len(group),
         }
     return out
+
+
+def paired_differences(scores: Iterable[UserScore], reference: str, metric: str = "srocc") -> list[dict]:
+    """Per shot count, every method minus ``reference`` on the users both were scored on (same episodes).
+
+    Each user's value is the mean over repeats of the repeats both methods ran; the difference is averaged over
+    users, with its standard error (std of the per-user differences / sqrt(users)) and a 95% t-interval, and the
+    number of users where the method is better. Returns ``[{"method", "reference", "shots", "mean_diff", "se",
+    "ci95", "n_users", "n_better"}]``.
+    """
+    cells: dict[tuple[str, int], dict[tuple[int, str], dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for s in scores:
+        cells[(s.method, s.shots)][(s.fold, s.user)][s.repeat] = getattr(s, metric)
+    out = []
+    for (method, k), users in cells.items():
+        ref = cells.get((reference, k))
+        if method == reference or not ref:
+            continue
+        diffs = []
+        for u, reps in users.items():
+            common = sorted(set(reps) & set(ref.get(u, {})))
+            if common:
+                diffs.append(float(np.mean([reps[r] - ref[u][r] for r in common])))
+        if not diffs:
+            continue
+        d = np.asarray(diffs)
+        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
+        lo, hi = t_interval(d)
+        out.append({"method": method, "reference": reference, "shots": k, "mean_diff": float(d.mean()), "se": se,
+                    "ci95": [lo, hi], "n_users": len(d), "n_better": int((d > 0).sum())})  # fmt: skip
+    return sorted(out, key=lambda r: (r["shots"], r["method"]))

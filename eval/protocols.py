@@ -123,9 +123,10 @@ def _cached_ratings(benchmark: Benchmark, users: Sequence[str]) -> dict[str, tup
     return out
 
 
-def fold_test_users(benchmark: Benchmark, fold: int, max_users: int | None = None) -> list[str]:
-    """The test users of ``fold``, sorted by id; only the first ``max_users`` if given."""
-    return sorted(map(str, benchmark.folds[fold][1]))[:max_users]
+def fold_test_users(benchmark: Benchmark, fold: int, max_users: int | None = None, offset: int = 0) -> list[str]:
+    """The test users of ``fold``, sorted by id, from number ``offset`` on; only ``max_users`` of them if given."""
+    users = sorted(map(str, benchmark.folds[fold][1]))[offset:]
+    return users[:max_users]
 
 
 def episodes(
@@ -138,12 +139,14 @@ def episodes(
     min_query: int = DEFAULT_MIN_QUERY,
     skips: SkipLog | None = None,
     max_users: int | None = None,
+    user_offset: int = 0,
 ) -> Iterator[Episode]:
     """Yield the episodes of the zero-shot (``shots=0``) or ``shots``-shot protocol, fold by fold.
 
     ``folds``: indices into ``benchmark.folds`` (default: all). ``repeats`` is ignored for zero-shot (1 repeat).
     ``max_users``: only the first N test users of each fold (sorted by id) - a cheaper, still user-disjoint
-    subset for expensive scorers. Skipped users are recorded in ``skips``.
+    subset for expensive scorers; ``user_offset`` skips the first N (a disjoint subset). Skipped users are recorded
+    in ``skips``.
     """
     if shots < 0:
         raise ValueError(f"shots must be >= 0, got {shots}")
@@ -155,7 +158,7 @@ def episodes(
     for f in fold_ids:
         if not 0 <= f < len(benchmark.folds):
             raise ValueError(f"{benchmark.name}: no fold {f} (it has {len(benchmark.folds)})")
-        test_users = fold_test_users(benchmark, f, max_users)
+        test_users = fold_test_users(benchmark, f, max_users, user_offset)
         cache = _cached_ratings(benchmark, test_users)
         for user in test_users:
             images, scores = cache[user]
@@ -189,12 +192,13 @@ def episodes(
 
 
 def count_episodes(benchmark: Benchmark, *, shots: int, repeats: int, folds: Sequence[int] | None = None,
-                   min_query: int = DEFAULT_MIN_QUERY, max_users: int | None = None) -> int:  # fmt: skip
+                   min_query: int = DEFAULT_MIN_QUERY, max_users: int | None = None,
+                   user_offset: int = 0) -> int:  # fmt: skip
     """Upper bound on the number of episodes (users with enough ratings x repeats), for progress bars."""
     fold_ids = range(len(benchmark.folds)) if folds is None else folds
     counts = benchmark.table.ratings.groupby("user")["image"].nunique()
     n = 0
     for f in fold_ids:
-        users = pd.Index(fold_test_users(benchmark, f, max_users))
+        users = pd.Index(fold_test_users(benchmark, f, max_users, user_offset))
         n += int((counts.reindex(users).fillna(0) >= shots + min_query).sum())
     return n * (1 if shots == 0 else repeats)

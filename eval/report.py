@@ -105,6 +105,7 @@ def markdown(results: dict) -> str:
                 f"{_fmt(p['mean'])} ± {_fmt(p['std'])} | {_ci(p['ci95'])} | {s['n_users']} | {s['n_repeats']} | "
                 f"{a['n_constant']} |"
             )
+    out += paired_table(results)
     skipped = results.get("skipped", {}).get("counts", {})
     out += ["", "## Skipped users", ""]
     if any(skipped.values()):
@@ -135,6 +136,22 @@ def markdown(results: dict) -> str:
             out.append(f"| {m} | {_fmt(t.get('fit_seconds'), 1)} | {_fmt(t.get('predict_seconds'), 1)} |")
     out.append("")
     return "\n".join(out)
+
+
+def paired_table(results: dict) -> list[str]:
+    """Markdown lines: per-user SROCC differences of every method vs the run's reference (same episodes)."""
+    paired = results.get("paired") or []
+    if not paired:
+        return []
+    ref = paired[0]["reference"]
+    out = ["", f"## Paired differences vs `{ref}`" + (" (simulated)" if results.get("simulated") else ""), "",
+           "Per user: mean over the repeats both methods ran of (method - reference) SROCC; then mean over users, "
+           "SE = std of the per-user differences / sqrt(users).", "",
+           "| method | shots | mean difference | SE | 95% CI | better for |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for d in paired:
+        out.append(f"| {d['method']} | {d['shots']} | {d['mean_diff']:+.4f} | {_fmt(d['se'], 4)} | "
+                   f"{_ci(d['ci95'])} | {d['n_better']}/{d['n_users']} |")  # fmt: skip
+    return out
 
 
 def plot_per_user(results: dict, path: str | Path) -> Path:

@@ -1,5 +1,5 @@
 """Harness adapters for pmllm: zero-shot scorers built on a trained checkpoint, its coarse-profile ablations and
-the prompt-only baseline. The lead merges ``SCORERS`` into ``eval.scorers.SCORERS``.
+the prompt-only baseline (registered in ``eval.scorers.SCORERS``).
 
 * ``pmllm`` - the full profile; ``pmllm-structured`` (PARA + LAPIS fields only), ``pmllm-text`` (free text only),
   ``pmllm-demographics`` (age, gender, education, nationality), ``pmllm-empty`` (no profile at all).
@@ -146,12 +146,3 @@ class PromptOnlyScorer(Scorer):
         descriptions = [self._desc[str(task.path(im))] for im in task.query_images]
         return self.base.score_descriptions(task.profile, descriptions, scale=task.scale).scores
 
-
-SCORERS = {
-    "pmllm": PMLLMScorer,
-    "pmllm-structured": PMLLMStructuredScorer,
-    "pmllm-text": PMLLMTextScorer,
-    "pmllm-demographics": PMLLMDemographicsScorer,
-    "pmllm-empty": PMLLMEmptyScorer,
-    "prompt-only": PromptOnlyScorer,
-}

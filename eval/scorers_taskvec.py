@@ -4,10 +4,7 @@ Both are few-shot scorers (``needs_support = True``): per test user they fit mer
 task vectors in ``taskvec/artifacts/efficientnet-lite0`` (trained on the world's scoring databases only, never on
 PIAA users) using the support ratings, then score the query images with the merged model. ``fit`` loads theta_0 +
 the task vectors and computes the frozen trunk's output for every image of the benchmark once (images, not
-ratings; cached as safetensors under ``$PIAA_CACHE_DIR/taskvec/``). Register with::
-
-    from eval.scorers_taskvec import SCORERS as TASKVEC_SCORERS
-    SCORERS.update(TASKVEC_SCORERS)
+ratings; cached as safetensors under ``$PIAA_CACHE_DIR/taskvec/``). Registered in ``eval.scorers.SCORERS``.
 
 Library module, no entry point (see ``python -m eval.run``).
 """
@@ -114,5 +111,3 @@ def create_fast(**kw) -> TaskVecScorer:
 def create_yun2024(**kw) -> TaskVecScorer:
     return TaskVecScorer(recipe="yun2024", **kw)
 
-
-SCORERS = {"taskvec": create_fast, "taskvec-yun2024": create_yun2024}

@@ -121,7 +121,7 @@ class PersonalizedScorer:
                     **kwargs) -> PersonalizedUser:  # fmt: skip
         """Fit alpha on a support set: ``support`` is a list of image paths or a tensor of trunk features."""
         feats = support if isinstance(support, torch.Tensor) else self.features(support)
-        res: FitResult = create_recipe(recipe)(self.ts, feats, scores, score_range=scale_range, **kwargs)
+        res: FitResult = create_recipe(recipe)(self.ts, feats, scores, scale_range=scale_range, **kwargs)
         cfg = UserConfig(user=str(user), recipe=recipe, tasks=list(res.tasks), groups=res.groups,
                          base_fingerprint=self._fp, task_vectors=self.source,
                          backbone=self.model.config.to_dict(), k=len(feats), seconds=res.seconds,

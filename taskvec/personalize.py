@@ -169,7 +169,7 @@ def _fallback(ts: TaskSet, groups, recipe: str, t0: float) -> FitResult:
 
 # --------------------------------------------------------------------------------------------- reference
 def fit_yun2024(
-    ts: TaskSet, feats: torch.Tensor, scores, *, score_range: float = 1.0, steps: int = 500, lr: float = 1e-2,
+    ts: TaskSet, feats: torch.Tensor, scores, *, scale_range: float = 1.0, steps: int = 500, lr: float = 1e-2,
     batch_size: int = 32, seed: int = 0,
 ) -> FitResult:  # fmt: skip
     """Reference recipe (see module docstring). ``feats`` are cached trunk outputs of the support images."""
@@ -193,7 +193,7 @@ def fit_yun2024(
     for _ in range(steps):
         idx = torch.randperm(len(y), generator=gen)[:b]
         coef = {k: alpha[g] for g, keys in enumerate(groups) for k in keys}
-        s = functional_call(ts.model, ts.merged(coef), (feats[idx],), {"stage": "trunk"}) * score_range
+        s = functional_call(ts.model, ts.merged(coef), (feats[idx],), {"stage": "trunk"}) * scale_range
         yb = y[idx]
         loss = bt_loss(s[:half], s[half : 2 * half], yb[:half], yb[half : 2 * half])
         opt.zero_grad(set_to_none=True)
@@ -226,7 +226,7 @@ def _pairwise_loss(s: torch.Tensor, y: torch.Tensor, iu: torch.Tensor | None = N
 
 
 def fit_fast(
-    ts: TaskSet, feats: torch.Tensor, scores, *, score_range: float = 1.0, optimizer: str = "lbfgs", steps: int = 60,
+    ts: TaskSet, feats: torch.Tensor, scores, *, scale_range: float = 1.0, optimizer: str = "lbfgs", steps: int = 60,
     lr: float = 0.05, max_iter: int = 10, l2: float | None = None, blockwise: bool = True, cache_max_images: int = 256,
     minibatch: int = 128, seed: int = 0,
 ) -> FitResult:  # fmt: skip
@@ -276,7 +276,7 @@ def fit_fast(
         nonlocal n_eval
         n_eval += 1
         idx = None if full else torch.randperm(len(y), generator=gen)[:minibatch]
-        s = forward(alpha, idx) * score_range
+        s = forward(alpha, idx) * scale_range
         loss = _pairwise_loss(s, y, iu_full) if idx is None else _pairwise_loss(s, y[idx])
         if l2:
             loss = loss + l2 * (alpha - a0).pow(2).sum()

@@ -6,9 +6,9 @@ import pytest
 from scipy.stats import spearmanr
 
 from demo.service import DemoService, make_profile, parse_ratings
-from piaa.photos import bundled_photos, sample_photos
 from eval.ensemble import blend
 from piaa.images import load_image
+from piaa.photos import bundled_photos, sample_photos
 
 
 def test_parse_ratings_reads_numbers_and_skips_blanks():

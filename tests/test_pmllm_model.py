@@ -4,51 +4,10 @@ tiny random Llama + tiny CLIP end to end, and the embedded SmolLM2 + EfficientNe
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from piaa.schema import PARA_SCALE, Profile
 from pmllm.model import PMLLM, PMLLMConfig, _Ctx
-
-PROFILE = Profile(age="30-34", gender="male", big5_O=6.0, text="Moody, dark night streets are my thing.")
-
-
-@pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory):
-    """A tiny random Llama LM (with SmolLM2's tokenizer and chat template) and a tiny random CLIP vision tower."""
-    from transformers import AutoTokenizer, CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
-
-    from piaa.models import smollm2_dir
-
-    root = tmp_path_factory.mktemp("tiny")
-    tok = AutoTokenizer.from_pretrained(str(smollm2_dir()))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048)  # fmt: skip
-    LlamaForCausalLM(cfg).save_pretrained(root / "lm")
-    tok.save_pretrained(root / "lm")
-    vcfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                            image_size=32, patch_size=8)  # fmt: skip
-    CLIPVisionModel(vcfg).save_pretrained(root / "clip")
-    return root
-
-
-def tiny_model(tiny_dirs, **kw) -> PMLLM:
-    torch.manual_seed(1)
-    cfg = PMLLMConfig(llm=str(tiny_dirs / "lm"), vision=str(tiny_dirs / "clip"), d_attn=16, n_heads=2,
-                      d_profile=8, **kw)  # fmt: skip
-    return PMLLM(cfg)
-
-
-def open_gates(model: PMLLM, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for f in model.fusions.values():
-            f.alpha.copy_(torch.randn(f.alpha.shape, generator=g))
-
-
-def images(n: int, seed: int = 0) -> list[Image.Image]:
-    rng = np.random.default_rng(seed)
-    return [Image.fromarray(rng.integers(0, 256, (40 + i, 48, 3), dtype=np.uint8)) for i in range(n)]
+from tests.pmllm_tiny import PROFILE, images, open_gates, tiny_model
 
 
 def _assert_closed_equals_frozen(model: PMLLM, n: int = 3):

@@ -11,11 +11,10 @@ from piaa.schema import Profile, RatingsTable
 from pmllm.model import PMLLM
 from pmllm.train_personal import main as personal_main
 from pmllm.train_personal import residuals
-from tests.test_pmllm_model import PROFILE, images, open_gates, tiny_dirs, tiny_model  # noqa: F401
-from tests.test_pmllm_train import tiny_table  # noqa: F401
+from tests.pmllm_tiny import PROFILE, images, open_gates, tiny_model
 
 
-def fit_personal_head(tiny_dirs, tiny_table, tmp_path, *extra: str) -> None:  # noqa: F811
+def fit_personal_head(tiny_dirs, tiny_table, tmp_path, *extra: str) -> None:
     """Save an untrained tiny base for fold 0 to ``tmp_path/base``, fit a personal head on it into ``tmp_path/out``."""
     base = tiny_model(tiny_dirs)
     base.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
@@ -34,7 +33,7 @@ def _perturb(model: PMLLM, seed: int = 0) -> None:
             p.copy_(0.3 * torch.randn(p.shape, generator=g))
 
 
-def test_zero_head_is_exact_and_cached_equals_naive(tiny_dirs, tmp_path):  # noqa: F811
+def test_zero_head_is_exact_and_cached_equals_naive(tiny_dirs, tmp_path):
     plain = tiny_model(tiny_dirs)
     with_head = tiny_model(tiny_dirs, personal_rank=4)
     assert "personal.gain" in with_head.trainable_state_dict() and "personal.gain" not in plain.trainable_state_dict()
@@ -54,7 +53,7 @@ def test_zero_head_is_exact_and_cached_equals_naive(tiny_dirs, tmp_path):  # noq
     assert np.array_equal(loaded.score(PROFILE, imgs).scores, with_head.score(PROFILE, imgs).scores)
 
 
-def test_residuals_leave_one_out_and_centred(tiny_table):  # noqa: F811
+def test_residuals_leave_one_out_and_centred(tiny_table):
     table = RatingsTable.load(tiny_table / "ratings")
     fit = ["u0", "u1", "u2", "u3"]
     rows = table.ratings.index.to_numpy()
@@ -67,7 +66,7 @@ def test_residuals_leave_one_out_and_centred(tiny_table):  # noqa: F811
         assert abs(res[(r["user"] == u).to_numpy()].mean()) < 1e-5
 
 
-def test_train_personal_learns_tiny_taste(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
+def test_train_personal_learns_tiny_taste(tiny_dirs, tiny_table, tmp_path):
     fit_personal_head(tiny_dirs, tiny_table, tmp_path, "--rank", "4", "--views", "2", "--iters", "80", "--lr", "0.03",
                       "--wd-grid", "0.01")  # fmt: skip
     cfg = json.loads((tmp_path / "out" / "pmllm_config.json").read_text())
@@ -109,7 +108,7 @@ def test_fields_encoding_and_exact_ridge_head():
     assert torch.equal(head(torch.zeros(4, n_f), v).detach(), torch.zeros(4))  # empty profile: exactly no shift
 
 
-def test_train_personal_fields_mode(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
+def test_train_personal_fields_mode(tiny_dirs, tiny_table, tmp_path):
     fit_personal_head(tiny_dirs, tiny_table, tmp_path, "--input", "fields", "--views", "1", "--kv-grid", "2",
                       "--alpha-grid", "1", "10")  # fmt: skip
     cfg = json.loads((tmp_path / "out" / "pmllm_config.json").read_text())

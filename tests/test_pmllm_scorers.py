@@ -1,16 +1,14 @@
 """eval adapters for pmllm (zero-shot scorers, ablations, prompt-only) and the ImageNet class list they use."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from eval.api import Benchmark, FoldNotSupported, UserTask
-from eval.scorers_pmllm import SCORERS, PMLLMScorer, PromptOnlyScorer
+from eval.scorers import create_scorer
+from eval.scorers_pmllm import PMLLMScorer, PromptOnlyScorer
 from piaa.schema import RatingsTable
-from tests.test_pmllm_model import open_gates, tiny_dirs, tiny_model  # noqa: F401
-from tests.test_pmllm_train import tiny_table  # noqa: F401
+from tests.pmllm_tiny import open_gates, tiny_model
 
 
 def test_imagenet_classes():
@@ -26,7 +24,7 @@ def _task(table: RatingsTable, user: str) -> UserTask:
     return UserTask(user, table.profile(user), [], np.empty(0), list(rows["image"]), table.scale, table.image_root)
 
 
-def test_pmllm_scorers_and_leak_guard(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
+def test_pmllm_scorers_and_leak_guard(tiny_dirs, tiny_table, tmp_path):
     table = RatingsTable.load(tiny_table / "ratings")
     bench = Benchmark("tiny", table, [(["u0", "u1", "u2", "u3"], ["u4", "u5"])])
     model = tiny_model(tiny_dirs)
@@ -34,11 +32,9 @@ def test_pmllm_scorers_and_leak_guard(tiny_dirs, tiny_table, tmp_path):  # noqa:
     model.config.meta = {"trained_on": str(tiny_table / "ratings"), "users_from": str(tiny_table / "folds.json"),
                          "fold": 0}  # fmt: skip
     model.save_pretrained(tmp_path / "ck")
-    assert set(SCORERS) == {"pmllm", "pmllm-structured", "pmllm-text", "pmllm-demographics", "pmllm-empty",
-                            "prompt-only"}  # fmt: skip
     preds = {}
     for name in ("pmllm", "pmllm-text", "pmllm-empty"):
-        scorer = SCORERS[name](checkpoint=tmp_path / "ck")
+        scorer = create_scorer(name, checkpoint=tmp_path / "ck")
         scorer.fit(bench, ["u0", "u1", "u2", "u3"])
         preds[name] = scorer.predict(_task(table, "u4"))
         assert preds[name].shape == (12,) and np.isfinite(preds[name]).all()
@@ -55,7 +51,7 @@ def test_pmllm_scorers_and_leak_guard(tiny_dirs, tiny_table, tmp_path):  # noqa:
     PMLLMScorer(checkpoint=tmp_path / "ck2").fit(bench, ["u0", "u1", "u2", "u3"])  # the right fold is fine
 
 
-def test_prompt_only_baseline(tiny_dirs, tiny_table, embedded_vision):  # noqa: F811
+def test_prompt_only_baseline(tiny_dirs, tiny_table, embedded_vision):
     from pmllm.baseline import PromptOnly
 
     model = tiny_model(tiny_dirs)
@@ -80,37 +76,3 @@ def _imgs(task):
     from piaa.images import load_image
 
     return [load_image(task.path(i), min_side=224) for i in task.query_images]
-
-
-def test_harness_registry_entries_are_scorers():
-    from eval.api import Scorer
-
-    assert all(issubclass(cls, Scorer) for cls in SCORERS.values())
-    assert {cls.name for cls in SCORERS.values()} == set(SCORERS)
-    json.dumps(sorted(SCORERS))
-
-
-def test_evaluate_script_on_tiny_world(tiny_dirs, tiny_table, tmp_path, capsys):  # noqa: F811
-    from pmllm.evaluate import main
-
-    model = tiny_model(tiny_dirs)
-    open_gates(model)
-    model.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
-    model.save_pretrained(tmp_path / "ck")
-    out = tmp_path / "res.json"
-    main(["--world", str(tiny_table), "--checkpoint", str(tmp_path / "ck"), "--no-prompt-only", "--out", str(out),
-          "--cache-dir", str(tmp_path / "cache"), "--threads", "1"])  # fmt: skip
-    res = json.loads(out.read_text())
-    assert res["n_test_users"] == 2 and res["images_per_user"] == 12
-    assert set(res["rows"]) == {"pmllm", "pmllm-structured", "pmllm-text", "pmllm-demographics", "pmllm-empty",
-                                "population-ridge"}  # fmt: skip
-    assert all(-1 <= r["mean_srocc"] <= 1 for r in res["rows"].values())
-    assert "pmllm-empty" in capsys.readouterr().out
-    # a checkpoint trained on this fold's test users is refused
-    model.config.meta = {"users_from": str(tiny_table / "folds.json"), "fold": 0}
-    (tmp_path / "folds2.json").write_text(json.dumps({"folds": [{"train": ["u4", "u5"], "test": ["u0"]}]}))
-    model.config.meta["users_from"] = str(tmp_path / "folds2.json")
-    model.save_pretrained(tmp_path / "ck2")
-    with pytest.raises(SystemExit, match="trained on 2 of the test users"):
-        main(["--world", str(tiny_table), "--checkpoint", str(tmp_path / "ck2"), "--no-prompt-only",
-              "--cache-dir", str(tmp_path / "cache")])  # fmt: skip

@@ -11,9 +11,7 @@ from piaa.schema import Profile, RatingsTable
 from pmllm import constants as C
 from pmllm.model import PMLLM
 from pmllm.taste_text import TasteReader, split_clauses
-from tests.test_pmllm_model import tiny_dirs  # noqa: F401
 from tests.test_pmllm_personal import fit_personal_head
-from tests.test_pmllm_train import tiny_table  # noqa: F401
 
 
 def test_split_clauses():
@@ -61,7 +59,7 @@ def test_reader_recode_and_hostile_text(reader):
     assert len(hostile.clauses) <= C.MAX_CLAUSES and torch.isfinite(hostile.code).all()
 
 
-def test_fields_text_head_learns_text_only_taste(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
+def test_fields_text_head_learns_text_only_taste(tiny_dirs, tiny_table, tmp_path):
     """Users differ only in their free text; the head must learn it, and an empty profile must add nothing."""
     fit_personal_head(tiny_dirs, tiny_table, tmp_path, "--input", "fields+text", "--views", "1", "--kv-grid", "2",
                       "--alpha-grid", "0.01", "1", "--text-weights", "1")  # fmt: skip

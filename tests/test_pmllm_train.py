@@ -4,42 +4,14 @@ profile coarsening, and clear errors for bad input."""
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from piaa.schema import PARA_SCALE, Profile, RatingsTable, SchemaError
+from piaa.schema import Profile, RatingsTable, SchemaError
 from pmllm.train import coarsen, main, parse_args, step_plan, train
-from tests.test_pmllm_model import tiny_dirs  # noqa: F401 - shared fixture
 
 
-@pytest.fixture(scope="module")
-def tiny_table(tmp_path_factory):
-    """6 users x 12 photos; bright photos are liked by 'bright' users and disliked by 'dark' users."""
-    root = tmp_path_factory.mktemp("table")
-    (root / "images").mkdir()
-    rng = np.random.default_rng(0)
-    levels = np.linspace(20, 235, 12)
-    for i, v in enumerate(levels):
-        arr = np.clip(rng.normal(v, 10, (36, 36, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(arr).save(root / "images" / f"img{i:02d}.jpg")
-    rows, profiles = [], {}
-    for u in range(6):
-        likes_bright = u % 2 == 0
-        profiles[f"u{u}"] = Profile(age="22-25", text="I love bright photos" if likes_bright else "I love dark photos")
-        for i in range(12):
-            s = 1 + 4 * (i / 11 if likes_bright else 1 - i / 11)
-            rows.append({"image": f"img{i:02d}.jpg", "user": f"u{u}", "score": float(PARA_SCALE.quantize(s))})
-    table = RatingsTable(pd.DataFrame(rows), PARA_SCALE, profiles, root / "images", "tiny")
-    table.save(root / "ratings")
-    (root / "folds.json").write_text(
-        json.dumps({"folds": [{"train": ["u0", "u1", "u2", "u3"], "test": ["u4", "u5"]}]})
-    )
-    return root
-
-
-def _args(tiny_dirs, root, out, *extra):  # noqa: F811
+def _args(tiny_dirs, root, out, *extra):
     return parse_args([
         "--ratings", str(root / "ratings"), "--users-from", str(root / "folds.json"), "--fold", "0",
         "--out", str(out), "--llm", str(tiny_dirs / "lm"), "--vision", str(tiny_dirs / "clip"),
@@ -49,7 +21,7 @@ def _args(tiny_dirs, root, out, *extra):  # noqa: F811
     ])  # fmt: skip
 
 
-def test_loss_decreases_and_resume_is_exact(tiny_dirs, tiny_table, tmp_path):  # noqa: F811
+def test_loss_decreases_and_resume_is_exact(tiny_dirs, tiny_table, tmp_path):
     out = train(_args(tiny_dirs, tiny_table, tmp_path / "full", "--no-coarsen"))
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 24  # 4 users x 2 chunks x 3 epochs
@@ -89,7 +61,7 @@ def test_coarsen_produces_coarse_and_empty_profiles():
     assert all(set(v.structured()) <= set(full.structured()) for v in views)
 
 
-def test_bad_input_gives_clear_errors(tiny_dirs, tiny_table, tmp_path, capsys):  # noqa: F811
+def test_bad_input_gives_clear_errors(tiny_dirs, tiny_table, tmp_path, capsys):
     (tmp_path / "folds.json").write_text(json.dumps({"folds": [{"train": ["nobody"], "test": []}]}))
     with pytest.raises(SystemExit, match="absent from the ratings"):
         main(["--ratings", str(tiny_table / "ratings"), "--users-from", str(tmp_path / "folds.json"),

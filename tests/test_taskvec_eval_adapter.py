@@ -25,7 +25,7 @@ def test_shipped_artifacts_are_compact_and_match_theta0():
 
 @pytest.mark.parametrize("name", ["taskvec", "taskvec-yun2024"])
 def test_adapter_fit_predict(tmp_path, name):
-    from eval.scorers_taskvec import SCORERS
+    from eval.scorers import create_scorer
 
     names, attrs = make_images(tmp_path / "img", 24, seed=7, size=64)
     y = PARA_SCALE.quantize(1 + 4 * attrs["bright"])
@@ -33,7 +33,8 @@ def test_adapter_fit_predict(tmp_path, name):
     table = RatingsTable(df, PARA_SCALE, {}, tmp_path / "img", "tiny")
     bench = Benchmark("tiny", table, [([], ["u1"])], simulated=True)
     kw = {"recipe_kwargs": {"steps": 10}} if name == "taskvec-yun2024" else {}
-    scorer = SCORERS[name](seed=0, quick=True, out_dir=None, benchmark_name="tiny", cache_dir=tmp_path / "c", **kw)
+    context = {"seed": 0, "quick": True, "out_dir": None, "benchmark_name": "tiny", "cache_dir": tmp_path / "c"}
+    scorer = create_scorer(name, context=context, **kw)  # through the one registry
     assert scorer.name == name and scorer.needs_support
     scorer.fit(bench, [])
     task = UserTask("u1", table.profile("u1"), names[:12], y[:12], names[12:] + ["extra.jpg"], PARA_SCALE,

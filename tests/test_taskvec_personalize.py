@@ -78,7 +78,7 @@ def test_recipes_recover_a_one_task_user(world, recipe):
     prior = {k: torch.full((ts.num_tasks,), 1 / ts.num_tasks) for k in ts.keys}
     prior_srocc = srocc(ts.scores(feats[qry], ts.merged(prior)).numpy(), y[qry])
     kw = {"steps": 100} if recipe == "yun2024" else {}
-    res = create_recipe(recipe)(ts, feats[sup], y[sup], score_range=4.0, **kw)
+    res = create_recipe(recipe)(ts, feats[sup], y[sup], scale_range=4.0, **kw)
     fitted = srocc(ts.scores(feats[qry], ts.merged(res.coefficients())).numpy(), y[qry])
     assert fitted > prior_srocc + 0.05, (recipe, prior_srocc, fitted)
     assert res.alpha.shape == (len(res.groups), 3) and not res.fallback

@@ -16,7 +16,15 @@ Python API (the harness imports it)::
     world.oracle("u000", ["piaa_00001.jpg"])  # noise-free scores on the PARA scale
 """
 
-from .build import SIZES, WorldSize, build_world, feature_space, format_decomposition, simulate_raters, variance_decomposition
+from .build import (
+    SIZES,
+    WorldSize,
+    build_world,
+    feature_space,
+    format_decomposition,
+    simulate_raters,
+    variance_decomposition,
+)
 from .world import SimWorld, default_world_dir, ensure_world, load_world
 
 __all__ = [

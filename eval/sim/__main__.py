@@ -1,8 +1,8 @@
 """``python -m eval.sim``: build a simulated taste world folder.
 
-    python -m eval.sim --out worlds/sim-quick --quick      # ~1000 PIAA images, 4 x 600 database images, 80 raters
-    python -m eval.sim --out worlds/sim                    # ~2500 PIAA images, 4 x 1500, 240 raters
-    python -m eval.sim --out DIR --photos my_photos/       # your own photos (content label = sub-folder name)
+python -m eval.sim --out worlds/sim-quick --quick      # ~1000 PIAA images, 4 x 600 database images, 80 raters
+python -m eval.sim --out worlds/sim                    # ~2500 PIAA images, 4 x 1500, 240 raters
+python -m eval.sim --out DIR --photos my_photos/       # your own photos (content label = sub-folder name)
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from .build import SIZES, build_world
+
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m eval.sim", description="Build a simulated taste world folder.")

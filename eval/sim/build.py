@@ -19,9 +19,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from piaa.schema import PARA_SCALE, Profile, RatingsTable
-
 from piaa.photos import bundled_photos, folder_photos
+from piaa.schema import PARA_SCALE, Profile, RatingsTable
 
 from . import images as si
 from . import raters as sr

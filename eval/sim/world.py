@@ -18,6 +18,7 @@ from piaa.worlds import WorldFolder
 from . import raters as sr
 from .build import build_world
 
+
 class SimWorld:
     """A loaded world folder: ratings, databases, folds, attributes and the hidden truth behind the oracle."""
 
