@@ -25,7 +25,7 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,11 @@ class PMLLMConfig:
     meta: dict[str, Any] = field(default_factory=dict)  # provenance (what it was trained on, command, ...)
 
     @classmethod
-    def from_dict(cls, d: dict) -> PMLLMConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"{CONFIG_NAME}: unknown field(s) {sorted(unknown)}")
-        return cls(**d)
+    def from_dict(cls, d: dict, source: str = CONFIG_NAME) -> PMLLMConfig:
+        """Unknown keys are refused (naming ``source``), as for every config (``piaa.config``)."""
+        from piaa.config import config_from_dict
+
+        return config_from_dict(cls, d, source)
 
 
 @dataclass
@@ -448,10 +447,9 @@ class PMLLM(nn.Module):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path / name}: missing (a pmllm checkpoint holds {CONFIG_NAME} and "
                                         f"{WEIGHTS_NAME})")  # fmt: skip
-        try:
-            config = PMLLMConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ValueError(f"{path / CONFIG_NAME}: malformed ({err})") from None
+        from piaa.config import load_config
+
+        config = load_config(PMLLMConfig, path / CONFIG_NAME)
         model = cls(config, llm=llm, tokenizer=tokenizer, encoder=encoder, quantization=quantization)
         state = load_file(str(path / WEIGHTS_NAME))
         expected = model.trainable_state_dict()

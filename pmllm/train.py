@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from piaa.features import feature_cache_dir
 from piaa.schema import DEMOGRAPHIC_FIELDS, Profile, RatingsTable, SchemaError
+from piaa.worlds import users_of_fold
 from pmllm.model import PMLLM, PMLLMConfig
 from pmllm.readout import readout, soft_targets
 
@@ -55,24 +56,6 @@ def coarsen(profile: Profile, rng: np.random.Generator, p_field: float = 0.3, p_
     if profile.text and rng.random() >= p_text and r >= p_empty + 0.07:
         keep.add("text")
     return profile.subset(keep)
-
-
-def load_users(users_from: str | None, fold: int, table: RatingsTable) -> list[str]:
-    """Training users of ``fold`` from a folds.json (``{"folds": [{"train": [...], "test": [...]}]}``)."""
-    if not users_from:
-        return table.users
-    path = Path(users_from)
-    try:
-        folds = json.loads(path.read_text())["folds"]
-        train = [str(u) for u in folds[fold]["train"]]
-    except (OSError, json.JSONDecodeError, KeyError, IndexError, TypeError) as err:
-        raise SchemaError(f"{path}: cannot read training users of fold {fold} ({type(err).__name__}: {err})") from None
-    known = set(table.users)
-    missing = [u for u in train if u not in known]
-    if missing:
-        raise SchemaError(f"{path}: fold {fold} lists {len(missing)} training user(s) absent from the ratings, "
-                          f"e.g. {missing[:3]}")  # fmt: skip
-    return train
 
 
 def visual_tokens_for(model: PMLLM, table: RatingsTable, images: list[str], cache_dir: Path | None) -> torch.Tensor:
@@ -121,7 +104,7 @@ def train(args: argparse.Namespace) -> Path:
     acc = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() and not args.fp32 else "no")
     out = Path(args.out)
     table = RatingsTable.load(args.ratings)
-    users = load_users(args.users_from, args.fold, table)
+    users = users_of_fold(args.users_from, args.fold, table)
     all_images = table.images  # photos are inputs, not ratings: encode them all (one cache shared with evaluation)
     table = table.for_users(users)
     resume = args.resume and (out / STATE_NAME).is_file()

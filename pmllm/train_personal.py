@@ -35,9 +35,10 @@ from scipy.stats import spearmanr
 
 from piaa.features import feature_cache_dir
 from piaa.schema import RatingsTable, SchemaError
+from piaa.worlds import users_of_fold
 from pmllm.fusion import PersonalHead, encode_fields, fields_vocab
 from pmllm.model import PMLLM
-from pmllm.train import coarsen, load_users, visual_tokens_for
+from pmllm.train import coarsen, visual_tokens_for
 
 
 def profile_bank(model: PMLLM, table: RatingsTable, users: list[str], views: int, seed: int) -> torch.Tensor:
@@ -275,11 +276,11 @@ def train_personal(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     table = RatingsTable.load(args.ratings)
-    users = load_users(args.users_from, args.fold, table)
+    users = users_of_fold(args.users_from, args.fold, table)
     model = PMLLM.from_pretrained(args.base)
     base_meta = dict(model.config.meta)
     if base_meta.get("fold") is not None and base_meta.get("users_from"):
-        base_train = set(load_users(base_meta["users_from"], int(base_meta["fold"]), table))
+        base_train = set(users_of_fold(base_meta["users_from"], int(base_meta["fold"]), table))
         if not base_train <= set(users):
             extra = base_train - set(users)
             raise SchemaError(f"{args.base} was trained on {len(extra)} user(s) outside fold {args.fold}'s training "

@@ -49,8 +49,11 @@ class BackboneConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> BackboneConfig:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+    def from_dict(cls, d: dict, source: str = "backbone config") -> BackboneConfig:
+        """Unknown keys are refused (naming ``source``), as for every config (``piaa.config``)."""
+        from piaa.config import config_from_dict
+
+        return config_from_dict(cls, d, source)
 
 
 # ------------------------------------------------------------------------------------------- EfficientNet

@@ -235,17 +235,14 @@ def finetune_databases(
 
 
 def load_world_databases(world: str | Path) -> tuple[dict[str, RatingsTable], bool]:
-    world = Path(world)
-    root = world / "databases"
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: missing (a world folder has databases/<db>/ RatingsTable folders)")
-    dbs = {d.name: RatingsTable.load(d) for d in sorted(root.iterdir()) if (d / "ratings.csv").is_file()}
-    if not dbs:
-        raise FileNotFoundError(f"{root}: no RatingsTable folders (ratings.csv + meta.json) inside")
-    simulated = False
-    if (world / "world.json").is_file():
-        simulated = bool(json.loads((world / "world.json").read_text()).get("simulated", False))
-    return dbs, simulated
+    """The scored databases of a world folder (``databases/<db>/``) and whether the world is simulated."""
+    from piaa.worlds import WorldFolder
+
+    folder = WorldFolder.open(world, require_world_json=False)
+    if not folder.databases:
+        raise FileNotFoundError(f"{folder.root / 'databases'}: no RatingsTable folders (ratings.csv + meta.json) "
+                                "inside (a world folder has databases/<db>/)")  # fmt: skip
+    return folder.databases, folder.simulated
 
 
 def main(argv: list[str] | None = None) -> int:

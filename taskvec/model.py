@@ -83,7 +83,9 @@ class PersonalizedUser:
                 raise FileNotFoundError(
                     f"{folder / f}: missing (a personalized user is alpha.safetensors + user.json)"
                 )
-        config = UserConfig(**json.loads((folder / "user.json").read_text()))
+        from piaa.config import load_config
+
+        config = load_config(UserConfig, folder / "user.json")
         alpha = load_file(str(folder / "alpha.safetensors"))["alpha"]
         if tuple(alpha.shape) != (len(config.groups), len(config.tasks)):
             raise ValueError(f"{folder}: alpha has shape {tuple(alpha.shape)}, user.json implies "

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from piaa.schema import SchemaError
 from piaa.stats import srocc
 from taskvec.backbones import ScoringModel
 from taskvec.task_vector import TaskVector, load_task_vector
@@ -86,12 +87,16 @@ class TaskSet:
         mpath = folder / "manifest.json"
         if not mpath.is_file():
             raise FileNotFoundError(f"{mpath}: missing; train task vectors with `python -m taskvec.finetune`")
-        manifest = json.loads(mpath.read_text())
+        try:
+            manifest = json.loads(mpath.read_text())
+            backbone, databases = manifest["backbone"], manifest["databases"]
+        except (json.JSONDecodeError, KeyError) as err:
+            raise SchemaError(f"{mpath}: malformed manifest ({type(err).__name__}: {err})") from None
         if model is None:
-            model = create_backbone(BackboneConfig.from_dict(manifest["backbone"]))
+            model = create_backbone(BackboneConfig.from_dict(backbone, f"{mpath} (backbone)"))
         fp = model.fingerprint()
         vectors = {db: load_task_vector(folder / f"{db}.safetensors", expect_fingerprint=fp)[0]
-                   for db in manifest["databases"]}  # fmt: skip
+                   for db in databases}  # fmt: skip
         return cls(model, vectors, meta=manifest)
 
     @property

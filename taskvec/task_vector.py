@@ -114,10 +114,9 @@ def load_task_vector(path: str | Path, expect_fingerprint: str | None = None) ->
     for f in (path, meta):
         if not f.is_file():
             raise FileNotFoundError(f"{f}: missing (a task vector is NAME.safetensors + NAME.json)")
-    try:
-        config = TaskVectorConfig(**json.loads(meta.read_text()))
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"{meta}: malformed task vector config ({err})") from None
+    from piaa.config import load_config
+
+    config = load_config(TaskVectorConfig, meta)
     if expect_fingerprint is not None and config.base_fingerprint != expect_fingerprint:
         raise TaskVectorMismatchError(
             f"{path}: task vector for database {config.database!r} was fine-tuned from theta_0 "

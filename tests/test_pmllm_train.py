@@ -69,6 +69,6 @@ def test_bad_input_gives_clear_errors(tiny_dirs, tiny_table, tmp_path, capsys):
     with pytest.raises(SystemExit, match="ratings.csv"):
         main(["--ratings", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     with pytest.raises(SchemaError):
-        from pmllm.train import load_users
+        from piaa.worlds import users_of_fold
 
-        load_users(str(tmp_path / "nope.json"), 0, RatingsTable.load(tiny_table / "ratings"))
+        users_of_fold(str(tmp_path / "nope.json"), 0, RatingsTable.load(tiny_table / "ratings"))
