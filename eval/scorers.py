@@ -35,7 +35,6 @@ import importlib
 import inspect
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -52,17 +51,6 @@ class ScorerNotAvailableError(RuntimeError):
 _FEATURE_MEMO: dict[tuple, dict[str, np.ndarray]] = {}
 
 
-def feature_cache_path(benchmark: Benchmark, encoder_name: str, cache_dir: str | os.PathLike | None = None) -> Path:
-    """``<cache_dir or $PIAA_CACHE_DIR/features>/<benchmark>-<root hash>-<encoder>.safetensors``."""
-    from piaa.features import feature_cache_dir
-
-    cache_dir = feature_cache_dir(cache_dir)
-    root = str(Path(benchmark.table.image_root).resolve())
-    tag = f"{stable_int(root) % 16**10:010x}"
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in benchmark.name)
-    return Path(cache_dir) / f"{safe}-{tag}-{encoder_name}.safetensors"
-
-
 def benchmark_features(
     benchmark: Benchmark,
     encoder_name: str = "efficientnet-lite0",
@@ -77,13 +65,13 @@ def benchmark_features(
     images = benchmark.table.images
     key = (benchmark.name, str(benchmark.table.image_root), encoder_name, len(images))
     if key not in _FEATURE_MEMO:
-        from piaa.features import encode_images
+        from piaa.features import encode_images, feature_cache_dir
         from piaa.models import create_vision_encoder
 
         encoder = create_vision_encoder(encoder_name)
         paths = [benchmark.image_path(i) for i in images]
-        cache = feature_cache_path(benchmark, encoder_name, cache_dir)
-        feats = encode_images(encoder, paths, keep=("pooled",), cache=cache, progress=progress)["pooled"]
+        feats = encode_images(encoder, paths, keep=("pooled",), cache=feature_cache_dir(cache_dir),
+                              progress=progress)["pooled"]  # fmt: skip
         arr = feats.float().numpy()
         _FEATURE_MEMO[key] = {img: arr[i] for i, img in enumerate(images)}
     return _FEATURE_MEMO[key]

@@ -11,7 +11,6 @@ Library module, no entry point (see ``python -m eval.run``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -51,7 +50,7 @@ class TaskVecScorer(Scorer):
     def fit(self, benchmark: Benchmark, train_users: list[str]) -> None:
         import torch
 
-        from piaa.models import cache_dir as piaa_cache_dir
+        from piaa.features import feature_cache_dir
         from taskvec.model import DEFAULT_ARTIFACTS, PersonalizedScorer
 
         if self.threads:
@@ -62,13 +61,8 @@ class TaskVecScorer(Scorer):
         if self._root == root and self.feats is not None:
             return  # same images as the previous fold: features already in memory
         images = benchmark.table.images
-        tag = hashlib.sha1(f"{root}|{len(images)}".encode()).hexdigest()[:10]
-        base = Path(self.cache_dir) if self.cache_dir else piaa_cache_dir() / "taskvec"
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in benchmark.name)
-        cache = base / f"{safe}-{tag}-trunk.safetensors"
-        self.feats = self.scorer.features(
-            [benchmark.image_path(i) for i in images], cache=cache, progress=self.progress
-        )
+        self.feats = self.scorer.features([benchmark.image_path(i) for i in images],
+                                          cache=feature_cache_dir(self.cache_dir), progress=self.progress)  # fmt: skip
         self.index = {img: i for i, img in enumerate(images)}
         self._root = root
 

@@ -19,7 +19,6 @@ Test users of the fold are never read.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -59,15 +58,11 @@ def coarsen(profile: Profile, rng: np.random.Generator, p_field: float = 0.3, p_
 
 
 def visual_tokens_for(model: PMLLM, table: RatingsTable, images: list[str], cache_dir: Path | None) -> torch.Tensor:
-    """Frozen visual tokens ``(N, M, D)`` (float16) for ``images``, cached in a safetensors file."""
+    """Frozen visual tokens ``(N, M, D)`` (float16) for ``images``, cached (content-keyed) in ``cache_dir``."""
     from piaa.features import encode_images
 
-    cache = None
-    if cache_dir is not None:
-        h = hashlib.sha1("|".join([model.encoder.name, str(table.image_root.resolve()), *images]).encode())
-        cache = cache_dir / f"pmllm-tokens-{h.hexdigest()[:16]}.safetensors"
     paths = [table.image_path(i) for i in images]
-    return encode_images(model.encoder, paths, keep=("tokens",), cache=cache, batch_size=32)["tokens"]
+    return encode_images(model.encoder, paths, keep=("tokens",), cache=cache_dir, batch_size=32)["tokens"]
 
 
 def step_plan(table: RatingsTable, users: list[str], epochs: int, per_step: int, seed: int) -> list[tuple[str, list]]:

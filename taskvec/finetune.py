@@ -213,7 +213,7 @@ def finetune_databases(
     for db, table in sorted(databases.items()):
         t0 = time.time()
         paths, y = database_targets(table, config.max_images, config.seed)
-        feats = model.trunk_features(paths, cache=cache_dir / f"trunk-{db}.safetensors", progress=progress)
+        feats = model.trunk_features(paths, cache=cache_dir, progress=progress)
         model.load_state_dict(base, strict=False)
         torch.manual_seed(config.seed)
         ckpt = cache_dir / f"ckpt-{db}-{run_tag}"

@@ -172,8 +172,8 @@ class PersonalizedScorer:
         self.model.eval()
         trunk = self.model.trunk.to(memory_format=torch.channels_last)
         out = np.zeros(len(paths))
-        for start, x in iter_pixel_batches(self.model.encoder, list(paths), batch_size, workers):
+        for idx, x in iter_pixel_batches(self.model.encoder, list(paths), batch_size, workers):
             h = trunk(x.contiguous(memory_format=torch.channels_last))
             s = functional_call(self.model, params, (h,), {"stage": "trunk"})
-            out[start : start + len(s)] = s.numpy()
+            out[idx] = s.numpy()
         return out
