@@ -157,8 +157,8 @@ def _para_users() -> list[str]:
     return [u for _, test in para_published_folds() for u in test[:2]]
 
 
-def _para(root: Path, *, extra_rows=(), info_rows=None, nested=True) -> dict:
-    users = _para_users()
+def _para(root: Path, *, extra_rows=(), info_rows=None, nested=True, users=None) -> dict:
+    users = _para_users() if users is None else users
     rows, expected = [PARA_HEADER], {}
     for i, u in enumerate(users):
         for j in range(3):
@@ -200,6 +200,44 @@ def test_para_ratings_profiles_and_published_folds(tmp_path):
         assert set(tr) | set(te) == set(users)
     dropped = bench.meta["read_report"]["dropped"]
     assert dropped["users listed in the published folds but absent from the ratings"] == 438 - len(users)
+    assert bench.meta["fold_source"].startswith("published user folds") and bench.meta["read_report"]["notes"] == []
+
+
+def test_para_reexported_user_ids_fall_back_to_seeded_folds(tmp_path):
+    """Ratings whose user ids are not PARA's (a re-export renumbered them): seeded user-disjoint folds + a note."""
+    users = [f"user{i:02d}" for i in range(10)]
+    _para(tmp_path, users=users)
+    with pytest.warns(ReaderWarning, match="0 of the 10 rated users are in the published folds"):
+        bench = create_benchmark("para", tmp_path, seed=3, n_folds=5)
+    assert len(bench.folds) == 5 and all(len(te) == 2 for _, te in bench.folds)
+    assert sorted(u for _, te in bench.folds for u in te) == users
+    assert all(not set(tr) & set(te) and set(tr) | set(te) == set(users) for tr, te in bench.folds)
+    assert bench.meta["fold_source"].startswith("seeded user k-fold (k=5, seed=3)")
+    (note,) = bench.meta["read_report"]["notes"]
+    assert "published fold 1 has no test user with ratings" in note and "5 seeded user-disjoint folds" in note
+    # partial data: real PARA ids, but only from folds 1 and 2's test sets -> folds 3 and 4 would be empty
+    part = _para_users()[:4] + ["extra1", "extra2"]
+    _para(tmp_path / "part", users=part)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReaderWarning)
+        bench = create_benchmark("para", tmp_path / "part", n_folds=3)
+    assert len(bench.folds) == 3 and sorted(u for _, te in bench.folds for u in te) == sorted(part)
+    assert "4 of the 6 rated users" in bench.meta["read_report"]["notes"][0]
+    assert "published fold 3 has no test user" in bench.meta["read_report"]["notes"][0]
+    # every published fold has a test user, but most rated users are in none of them -> seeded too
+    many = _para_users() + [f"new{i}" for i in range(10)]
+    _para(tmp_path / "many", users=many)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReaderWarning)
+        bench = create_benchmark("para", tmp_path / "many")
+    assert sorted(u for _, te in bench.folds for u in te) == sorted(many)
+    assert "8 of the 18 rated users" in bench.meta["read_report"]["notes"][0]
+    assert "most rated users are in no published fold" in bench.meta["read_report"]["notes"][0]
+    # too few users for the seeded fallback: a clear error, not "published fold 1 has no test user"
+    _para(tmp_path / "few", users=["a", "b", "c"])
+    with pytest.raises(SchemaError, match="cannot make 4 user-disjoint folds from 3 users"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReaderWarning)
+        create_benchmark("para", tmp_path / "few")
 
 
 def test_para_flat_image_folder_is_accepted(tmp_path):
@@ -319,3 +357,24 @@ def test_cli_summary(tmp_path, capsys):
     assert len(RatingsTable.load(tmp_path / "table").ratings) == 120
     assert main(["flickr-aes", str(tmp_path / "missing")]) == 2
     assert "dataset folder does not exist" in capsys.readouterr().err
+
+
+def test_cli_para_fallback_and_summary_when_folds_fail(tmp_path, capsys):
+    from eval.readers.__main__ import main
+
+    _para(tmp_path / "p", users=[f"user{i:02d}" for i in range(6)])
+    assert main(["para", str(tmp_path / "p"), "--n-folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "18 ratings" in out and "folds: seeded user k-fold (k=3, seed=0)" in out
+    assert "fold 3: 4 train users, 2 test users" in out and "note: 0 of the 6 rated users" in out
+    # 3 users, 4 folds asked: the read summary is still printed, then why no folds; exit 1
+    _para(tmp_path / "q", users=["a", "b", "c"])
+    assert main(["para", str(tmp_path / "q"), "--out", str(tmp_path / "saved")]) == 1
+    cap = capsys.readouterr()
+    assert "9 ratings, 9 images, 3 users" in cap.out and "saved to" in cap.out
+    assert "folds: not set up: cannot make 4 user-disjoint folds from 3 users (try --n-folds 3 or fewer)" in cap.out
+    assert "error: user folds:" in cap.err and "Traceback" not in cap.err
+    assert len(RatingsTable.load(tmp_path / "saved").ratings) == 9
+    with pytest.raises(SystemExit) as exc:
+        main(["para", str(tmp_path / "q"), "--n-folds", "1"])
+    assert exc.value.code == 2 and "--n-folds: must be a whole number >= 2, got '1'" in capsys.readouterr().err

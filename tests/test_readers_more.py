@@ -140,6 +140,21 @@ def test_real_cur_folder_layout(tmp_path):
         _read("real-cur", tmp_path / "empty_root")
 
 
+def test_real_cur_cli_takes_n_folds(tmp_path, capsys):
+    """Three workers: the default 4 folds cannot be made, --n-folds 3 can; the summary prints either way."""
+    from eval.readers.__main__ import main
+
+    for w in range(3):
+        for k in range(2):
+            _img(tmp_path / "images" / f"album{w}" / str(k + 2) / f"IMG_{k}.JPG")
+    assert main(["real-cur", str(tmp_path)]) == 1
+    cap = capsys.readouterr()
+    assert "6 ratings, 6 images, 3 users" in cap.out and "cannot make 4 user-disjoint folds from 3 users" in cap.out
+    assert main(["real-cur", str(tmp_path), "--n-folds", "3", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "folds: seeded user k-fold (k=3, seed=1)" in out and out.count("train users, 1 test users") == 3
+
+
 def test_real_cur_same_photo_in_two_score_folders(tmp_path):
     _img(tmp_path / "images" / "me" / "2" / "a.jpg")
     _img(tmp_path / "images" / "me" / "4" / "a.jpg")
@@ -258,6 +273,21 @@ def test_spaq_xlsx_and_csv_export(tmp_path):
         _read("spaq", tmp_path)
     with pytest.raises(SchemaError, match="MOS and Image attribute scores.xlsx"):
         _read("spaq", tmp_path / "TestImage")
+
+
+def test_spaq_repackaged_dataset_testimage_layout(tmp_path):
+    """Common re-packagings put the images in Dataset/TestImage/ (annotation still in Annotations/)."""
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "Annotations" / "MOS and Image attribute scores.csv").write_text(
+        "\n".join(",".join(map(str, r)) for r in SPAQ_ROWS) + "\n"
+    )
+    with pytest.raises(SchemaError, match=r"missing image folder: expected 'TestImage/' .* 'Dataset/TestImage/'"):
+        _read("spaq", tmp_path)
+    for n in ("00001.png", "00002.png"):
+        _img(tmp_path / "Dataset" / "TestImage" / n)
+    t = _read("spaq", tmp_path)
+    assert t.image_root == tmp_path / "Dataset" / "TestImage" and all(t.image_path(i).is_file() for i in t.images)
+    assert t.ratings.set_index("image")["score"].to_dict() == {"00001.png": 42.43, "00002.png": 73.0}
 
 
 # ------------------------------------------------------------------------------------------------ TAD66K

@@ -58,8 +58,10 @@ def create_reader(name: str, root: str | Path, **options) -> DatasetReader:
 def create_benchmark(name: str, root: str | Path, *, seed: int = 0, n_folds: int = 4, **options):
     """An ``eval.api.Benchmark`` for a PIAA dataset: its ratings, profiles and user-disjoint folds.
 
-    flickr-aes: one fold (other workers, the 37 published test workers); para: the 4 published folds; lapis, aadb
-    (per-rater file needed), real-cur: ``n_folds`` seeded user-disjoint folds.
+    flickr-aes: one fold (other workers, the 37 published test workers); para: the 4 published folds, or
+    ``n_folds`` seeded ones with a note in ``meta["read_report"]["notes"]`` when the ratings' user ids do not fit
+    them; lapis, aadb (per-rater file needed), real-cur: ``n_folds`` seeded user-disjoint folds.
+    ``meta["fold_source"]`` says which.
     """
     from eval.api import Benchmark
 
@@ -74,11 +76,9 @@ def create_benchmark(name: str, root: str | Path, *, seed: int = 0, n_folds: int
     meta = {
         "dataset": info.title,
         "root": str(reader.root),
-        "fold_source": {"flickr-aes": "published 37 test workers (eval/data/flickr_aes_test_workers.csv)",
-                        "para": "published user folds (eval/data/para_user_folds/)"}.get(
-                            name, f"seeded user k-fold (k={n_folds}, seed={seed})"),
-        "read_report": reader.report.to_dict(),
-    }  # fmt: skip
+        "fold_source": reader.fold_source or f"seeded user k-fold (k={n_folds}, seed={seed})",
+        "read_report": reader.report.to_dict(),  # its "notes" carry warnings such as a fold fallback
+    }
     return Benchmark(name=name, table=table, folds=folds, simulated=False, meta=meta)
 
 

@@ -27,6 +27,7 @@ class DatasetReader:
         self.info: DatasetInfo = dataset_info(self.name)
         self.check_images = check_images
         self.report = ReadReport(self.name)
+        self.fold_source: str | None = None  # how the last folds() call made its folds (set by folds())
 
     # ------------------------------------------------------------------ contract
     @property
@@ -40,6 +41,7 @@ class DatasetReader:
         """User-disjoint ``(train_users, test_users)`` folds; general databases have none."""
         if not self.is_piaa:
             raise SchemaError(f"{self.name} is a general database (one mean score per image); it has no user folds")
+        self.fold_source = f"seeded user k-fold (k={n_folds}, seed={seed})"
         return seeded_user_folds(table.users, n_folds=n_folds, seed=seed)
 
     # ------------------------------------------------------------------ helpers for subclasses

@@ -1,7 +1,8 @@
 """User-disjoint folds for the PIAA benchmarks: the published splits (copied into ``eval/data``) and seeded k-fold.
 
 * FLICKR-AES: one fold, the 37 published test workers vs every other worker.
-* PARA: the 4 published user folds.
+* PARA: the 4 published user folds (seeded folds, with a note in the read report, when the ratings' user ids
+  do not fit them: :func:`published_or_seeded_folds`).
 * LAPIS, AADB, REAL-CUR: ``seeded_user_folds`` (sorted users, shuffled with ``numpy.random.default_rng(seed)``,
   cut into ``n_folds`` near-equal test groups; each fold trains on all other users).
 
@@ -84,6 +85,27 @@ def restrict_folds(folds: list[Fold], users: Iterable[str], report: ReadReport) 
             raise SchemaError(f"{report.dataset}: published fold {i} has no test user with ratings")
         out.append((tr2, te2))
     return out
+
+
+def published_or_seeded_folds(
+    folds: list[Fold], users: Iterable[str], report: ReadReport, *, n_folds: int = 4, seed: int = 0
+) -> tuple[list[Fold], str]:
+    """The published folds restricted to the rated users (:func:`restrict_folds`), or - when the ratings' user ids
+    do not fit them (a published fold would have no test user with ratings, or most rated users are in no
+    published fold: partial or re-exported data) - ``n_folds`` seeded user-disjoint folds over all rated users,
+    with a note (and a :class:`ReaderWarning`) in ``report`` saying so. Returns ``(folds, fold_source)``."""
+    present = sorted(set(users))
+    listed = set().union(*(set(tr) | set(te) for tr, te in folds))
+    matched = [u for u in present if u in listed]
+    empty = [i for i, (_, te) in enumerate(folds, 1) if not set(te) & set(present)]
+    if not empty and 2 * len(matched) >= len(present):
+        return restrict_folds(folds, present, report), "published"
+    why = (f"published fold {empty[0]} has no test user with ratings" if empty
+           else "most rated users are in no published fold")  # fmt: skip
+    report.note(f"{len(matched)} of the {len(present)} rated users are in the published folds ({why}); "
+                f"partial or re-exported data? Using {n_folds} seeded user-disjoint folds (seed {seed}) over all "
+                "rated users instead - results are not comparable with published-fold results")  # fmt: skip
+    return seeded_user_folds(present, n_folds=n_folds, seed=seed), f"seeded user k-fold (k={n_folds}, seed={seed})"
 
 
 def seeded_user_folds(users: Iterable[str], n_folds: int = 4, seed: int = 0) -> list[Fold]:

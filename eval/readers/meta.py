@@ -161,7 +161,8 @@ DATASETS: dict[str, DatasetInfo] = {
                 "MOS and Image attribute scores.csv",
             )
         },
-        image_dirs=("TestImage", "SPAQ/TestImage"),
+        # the release's TestImage/, and the Dataset/TestImage/ layout that common re-packagings use
+        image_dirs=("TestImage", "SPAQ/TestImage", "Dataset/TestImage", "SPAQ/Dataset/TestImage"),
         sources=(
             "Annotations/MOS and Image attribute scores.xlsx with columns 'Image name', 'MOS' (+ Brightness, "
             "Colorfulness, Contrast, Noisiness, Sharpness) and images in TestImage/: several public IQA loaders "

@@ -4,7 +4,7 @@
   separator is ", " so the header names carry a leading space), images in ``40K/``; fold = 37 published test
   workers vs the rest.
 * ``ParaReader`` - ``annotation/PARA-Images.csv`` + ``annotation/PARA-UserInfo.csv`` (profiles), images at
-  ``imgs/<sessionId>/<imageName>``; the 4 published user folds.
+  ``imgs/<sessionId>/<imageName>``; the 4 published user folds (seeded ones when the user ids do not fit them).
 * ``LapisReader`` - ``annotation/LAPIS_individualratings_metaANDdemodata.csv`` (ratings 0-100 and the
   participants' demographics / VAIAK answers inline), images in ``images/``; 4 seeded user folds.
 
@@ -31,7 +31,7 @@ from .common import (
     read_table,
     read_whitespace_lines,
 )
-from .folds import Fold, fixed_test_fold, flickr_aes_test_workers, para_published_folds, restrict_folds
+from .folds import Fold, fixed_test_fold, flickr_aes_test_workers, para_published_folds, published_or_seeded_folds
 
 
 def _require_ids(t: Table, column: str, values: list[str]) -> None:
@@ -67,6 +67,7 @@ class FlickrAESReader(DatasetReader):
         return pd.Series(vals, index=pd.Index(names, name="image"), name="score")
 
     def folds(self, table: RatingsTable, *, seed: int = 0, n_folds: int = 4) -> list[Fold]:
+        self.fold_source = "published 37 test workers (eval/data/flickr_aes_test_workers.csv)"
         return fixed_test_fold(table.users, flickr_aes_test_workers(), self.report)
 
 
@@ -148,7 +149,12 @@ class ParaReader(DatasetReader):
         return profiles
 
     def folds(self, table: RatingsTable, *, seed: int = 0, n_folds: int = 4) -> list[Fold]:
-        return restrict_folds(para_published_folds(), table.users, self.report)
+        """The 4 published folds; seeded folds (noted in the report) when the user ids do not fit them."""
+        folds, source = published_or_seeded_folds(para_published_folds(), table.users, self.report,
+                                                  n_folds=n_folds, seed=seed)  # fmt: skip
+        self.fold_source = ("published user folds (eval/data/para_user_folds/)" if source == "published"
+                            else f"{source}; the ratings' user ids do not fit PARA's published folds")  # fmt: skip
+        return folds
 
 
 LAPIS_TEXT = {"nationality": "nationality", "demo_gender": "gender", "demo_edu": "education",

@@ -22,7 +22,7 @@ from piaa.schema import RatingsTable, Scale, SchemaError
 
 from .base import DatasetReader
 from .common import check_root, find_file, parse_scores, read_table, read_whitespace_lines, strip_tags
-from .folds import Fold, seeded_user_folds
+from .folds import Fold
 
 AADB_RAW_SCALE = Scale(0.0, 5.0, 1.0)  # the AMT answers; 0 = no rating (see AADBReader.read_raters)
 
@@ -151,7 +151,7 @@ class AADBReader(DatasetReader):
         if table.users == ["aadb"]:
             raise SchemaError(f"{self.root}: AADB has user folds only with its per-rater file "
                               f"({' or '.join(self.info.files['raters'])})")  # fmt: skip
-        return seeded_user_folds(table.users, n_folds=n_folds, seed=seed)
+        return super().folds(table, seed=seed, n_folds=n_folds)
 
 
 class RealCurReader(DatasetReader):
