@@ -178,6 +178,8 @@ def load_image(
         stream = io.BytesIO(source)
     else:
         stream = source
+        if not (hasattr(stream, "seekable") and stream.seekable()):  # a pipe or socket: the header is read twice
+            stream = io.BytesIO(stream.read())
     try:
         img = _open(stream, name, limit)
         w, h = img.size

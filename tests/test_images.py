@@ -197,3 +197,21 @@ def test_bad_limit_variable_is_named(tmp_path, monkeypatch, photo, value):
     monkeypatch.setenv("PIAA_MAX_IMAGE_PIXELS", value)
     with pytest.raises(ValueError, match=rf"PIAA_MAX_IMAGE_PIXELS='{value}' must be a positive whole number"):
         load_image(p)
+
+
+def test_unseekable_stream_bomb_is_refused_with_its_size():
+    class Pipe(io.RawIOBase):
+        def __init__(self, data: bytes):
+            self._buf = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            chunk = self._buf.read(len(b))
+            b[: len(chunk)] = chunk
+            return len(chunk)
+
+    with pytest.raises(ImageDecodeError, match="60000\u00d760000"):
+        load_image(Pipe(_png_header_only(60000, 60000)))
+    assert load_image(Pipe(_png(Image.new("RGB", (5, 4), (1, 2, 3))))).size == (5, 4)
