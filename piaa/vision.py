@@ -8,11 +8,17 @@ module and puts a score head on ``pooled``. Each encoder owns its preprocessing 
 * :class:`HFVisionEncoder` - any Hugging Face vision tower (CLIP, SigLIP, or the vision part of a CLIP/VLM
   checkpoint), tokens = last hidden state, pooled = the model's pooler output.
 
+Fast inference: ``encoder.for_inference()`` returns a frozen copy built for speed (Lite0: BatchNorm folded into the
+convs, channels-last memory) with the same outputs to ~1e-5; :func:`piaa.features.iter_encoded` is the one batched
+path from image files to encoder outputs. The original module is never changed (its weights, fingerprints and
+``state_dict`` stay as loaded).
+
 Build them with :func:`piaa.models.create_vision_encoder`; this module has no entry point.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +31,7 @@ from torch import nn
 
 from piaa.efficientnet_lite import MEAN as LITE_MEAN
 from piaa.efficientnet_lite import STD as LITE_STD
-from piaa.efficientnet_lite import EfficientNetLite0
+from piaa.efficientnet_lite import EfficientNetLite0, fold_batchnorm
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -81,6 +87,13 @@ class VisionEncoder(nn.Module):
             p.requires_grad_(False)
         return self
 
+    def for_inference(self) -> VisionEncoder:
+        """A frozen encoder for fast inference with the same outputs; this base class has none faster: ``self``.
+
+        Subclasses return a new module (never ``self`` changed in place). Use it under ``torch.no_grad()``.
+        """
+        return self
+
 
 class EfficientNetLite0Encoder(VisionEncoder):
     name = "efficientnet-lite0"
@@ -90,8 +103,22 @@ class EfficientNetLite0Encoder(VisionEncoder):
     def __init__(self, net: EfficientNetLite0 | None = None):
         super().__init__()
         self.net = net if net is not None else EfficientNetLite0()
+        self.channels_last = False  # set by for_inference(): inputs are converted to channels-last memory
+
+    def for_inference(self) -> EfficientNetLite0Encoder:
+        """A frozen copy with BatchNorm folded into the convs (stem, blocks, head) and channels-last weights.
+
+        Same tokens and pooled output as this encoder in eval mode (to ~1e-5); ``self`` is left unchanged.
+        """
+        fast = copy.deepcopy(self).freeze()
+        fold_batchnorm(fast.net)
+        fast.net.to(memory_format=torch.channels_last)
+        fast.channels_last = True
+        return fast
 
     def encode(self, pixel_values: torch.Tensor) -> VisionOutput:
+        if self.channels_last:
+            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         fmap = self.net.features(pixel_values)  # (B, 1280, 7, 7)
         tokens = fmap.flatten(2).transpose(1, 2)  # (B, 49, 1280)
         return VisionOutput(tokens=tokens, pooled=tokens.mean(dim=1))

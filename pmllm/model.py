@@ -380,19 +380,31 @@ class PMLLM(nn.Module):
         return self.level_logits_cached(state, prompt.suffix, tokens)
 
     # ------------------------------------------------------------------------------------------- scoring
+    def inference_encoder(self):
+        """The frozen encoder's fast inference copy (:meth:`piaa.vision.VisionEncoder.for_inference`), built once.
+
+        Lite0: BatchNorm folded, channels-last; same tokens to ~1e-5. Kept outside the module tree, so
+        ``self.encoder``, ``state_dict`` and checkpoints see the weights as loaded. Rebuilt if the encoder moves.
+        """
+        param = next(self.encoder.parameters(), None)
+        key = (id(self.encoder), param.device if param is not None else None)
+        cached = self.__dict__.get("_fast_encoder")
+        if cached is None or cached[0] != key:
+            cached = (key, self.encoder.for_inference())
+            object.__setattr__(self, "_fast_encoder", cached)  # not a submodule: no state_dict entries
+        return cached[1]
+
     @torch.no_grad()
     def visual_tokens(self, images: Sequence, batch_size: int = 32) -> torch.Tensor:
-        """Frozen visual tokens ``(N, M, d_visual)`` for paths / PIL images (decoded with ``piaa.images``)."""
-        from PIL import Image
+        """Frozen visual tokens ``(N, M, d_visual)`` for paths / PIL images, through piaa's one fast image path.
 
-        from piaa.images import load_image
+        :func:`piaa.features.iter_encoded`: threaded reduced-size decoding (``piaa.images``) overlapping the
+        encoder's :meth:`inference_encoder` copy (same tokens as ``self.encoder`` to ~1e-5).
+        """
+        from piaa.features import iter_encoded
 
-        out = []
-        for i in range(0, len(images), batch_size):
-            chunk = [im if isinstance(im, Image.Image) else load_image(im, min_side=self.encoder.image_size)
-                     for im in images[i : i + batch_size]]  # fmt: skip
-            x = self.encoder.preprocess(chunk).to(self.device)
-            out.append(self.encoder(x).tokens.float())
+        enc = self.inference_encoder()
+        out = [res.tokens.float() for _, res in iter_encoded(enc, list(images), batch_size, device=self.device)]
         return torch.cat(out) if out else torch.empty(0, self.encoder.num_tokens, self.encoder.token_dim)
 
     @torch.no_grad()

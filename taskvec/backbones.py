@@ -264,34 +264,19 @@ class ScoringModel(nn.Module):
         out = encode_images(enc, paths, keep=("tokens",), batch_size=batch_size, cache=cache, progress=progress)
         return out["tokens"]
 
-    @torch.inference_mode()
     def fold_batchnorm(self) -> ScoringModel:
-        """Fold every frozen-statistics BatchNorm of the trunk into the preceding conv (inference speed).
+        """Inference speed: the trunk becomes a copy with every frozen-statistics BatchNorm folded into its conv.
 
-        The trunk keeps its pre-folding fingerprint (same function), so feature caches stay valid.
+        EfficientNet trunks only (:func:`piaa.efficientnet_lite.fold_batchnorm`; others are left as they are). A copy,
+        so the encoder's network, which shares the trunk's modules, stays as loaded. The trunk keeps its pre-folding
+        fingerprint (same function), so feature caches stay valid.
         """
+        from piaa.efficientnet_lite import fold_batchnorm
+
         self.trunk_fingerprint()
-        fold_trunk_batchnorm(self.trunk)
+        if isinstance(self.trunk, LiteTrunk):
+            self.trunk = fold_batchnorm(copy.deepcopy(self.trunk))
         return self
-
-
-def fold_trunk_batchnorm(trunk: nn.Module) -> nn.Module:
-    """In place: conv -> BN pairs of an EfficientNet trunk become one conv with bias (eval-mode equivalent)."""
-    pairs = [("_conv_stem", "_bn0")] if hasattr(trunk, "_conv_stem") else []
-    mods = [trunk] + list(getattr(trunk, "_blocks", []))
-    for m in mods:
-        for conv_name, bn_name in pairs + [("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
-                                           ("_project_conv", "_bn2")]:  # fmt: skip
-            conv, bn = getattr(m, conv_name, None), getattr(m, bn_name, None)
-            if conv is None or not isinstance(bn, nn.BatchNorm2d):
-                continue
-            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            conv.weight = nn.Parameter((conv.weight * s.view(-1, 1, 1, 1)).detach(), requires_grad=False)
-            b0 = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            conv.bias = nn.Parameter(((b0 - bn.running_mean) * s + bn.bias).detach(), requires_grad=False)
-            setattr(m, bn_name, nn.Identity())
-        pairs = []
-    return trunk
 
 
 def create_backbone(config: BackboneConfig | str | None = None) -> ScoringModel:
@@ -307,8 +292,3 @@ def create_backbone(config: BackboneConfig | str | None = None) -> ScoringModel:
     if config.image_size:
         enc.image_size = int(config.image_size)  # preprocess() and reduced-size decoding follow it
     return ScoringModel(config, enc, trunk, tail, dim)
-
-
-def clone_scoring_model(model: ScoringModel) -> ScoringModel:
-    """A deep copy sharing nothing (used to hold merged per-user weights)."""
-    return copy.deepcopy(model)
