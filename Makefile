@@ -31,6 +31,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+.PHONY: photos
+photos: $(STAMP)  ## the real photo pool (Debian packages via apt-get download) into $$PIAA_CACHE_DIR/photo-pool
+	$(BIN)/python -m piaa.photos fetch
+
 worlds/sim-quick/world.json: | $(STAMP)
 	$(BIN)/python -m eval.sim --out worlds/sim-quick --quick
 
