@@ -14,7 +14,6 @@ import numpy as np
 
 from piaa.schema import PARA_SCALE, Profile
 
-DEFAULT_PMLLM = Path(__file__).resolve().parent.parent / "pmllm" / "checkpoints" / "default"
 MAX_TEXT = 2000  # characters kept from the free-text box (pmllm applies its own token budget after this)
 
 
@@ -78,19 +77,20 @@ class DemoService:
         if self._pmllm is None:
             from pmllm.model import PMLLM
 
-            self._pmllm = PMLLM.from_pretrained(self.pmllm_dir or DEFAULT_PMLLM)
+            self._pmllm = PMLLM.from_pretrained(self.pmllm_dir)
         return self._pmllm
 
     def taskvec(self):
         if self._taskvec is None:
-            from taskvec.model import DEFAULT_ARTIFACTS, PersonalizedScorer
+            from taskvec.model import PersonalizedScorer
 
-            self._taskvec = PersonalizedScorer.from_pretrained(self.taskvec_dir or DEFAULT_ARTIFACTS)
+            self._taskvec = PersonalizedScorer.from_pretrained(self.taskvec_dir)
         return self._taskvec
 
     def zero_shot(self, profile: Profile, paths: Sequence[str | Path]) -> np.ndarray:
         """Predicted score (1-5) of every photo for the user described by ``profile``."""
-        return np.asarray(self.pmllm().score(profile, [Path(p) for p in paths], scale=PARA_SCALE).scores)
+        return np.asarray(self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE,
+                                             on_error="raise").scores)  # fmt: skip
 
     def read_taste(self, profile: Profile) -> list[str]:
         """What the zero-shot model read from the free text, one line per clause (empty if it reads no text)."""
@@ -114,7 +114,7 @@ class DemoService:
         tv = self.taskvec()
         feats = self._features(paths)
         y = np.array([rated[i] for i in idx], dtype=np.float64)
-        user = tv.personalize("demo-user", feats[idx], y, recipe="fast", scale_range=PARA_SCALE.max - PARA_SCALE.min)
+        user = tv.personalize("demo-user", feats[idx], y, scale=PARA_SCALE, recipe="fast")
         return tv.score_features(feats, user), float(user.config.seconds)
 
     def personalize(

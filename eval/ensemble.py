@@ -8,7 +8,8 @@ mapped to standard-normal quantiles (robust to each model's scale and calibratio
 
 where k is the number of the user's ratings the few-shot model was fitted on. ``k0`` is "how many ratings the
 profile is worth": with no ratings the profile alone ranks, with many the ratings dominate. ``k0`` is selected on
-training users (``select_k0``) or the support set, never on query ratings. Library module, no entry point.
+training users (``select_k0``) or the support set, never on query ratings. :class:`Ensemble` puts both products
+behind the one scoring contract (``piaa.scoring``). Library module, no entry point.
 """
 
 from __future__ import annotations
@@ -72,3 +73,56 @@ def select_k0(
         if val > best_val + 1e-12:
             best, best_val = float(k0), val
     return best
+
+
+class Ensemble:
+    """pmllm (zero-shot, from the profile) + taskvec (few-shot, from a saved user's ratings) behind the one scoring
+    contract of :mod:`piaa.scoring`::
+
+        ens = Ensemble.from_pretrained()                              # the committed defaults of both products
+        user = ens.personalize("me", rated_paths, ratings, scale=PARA_SCALE, profile=me)
+        out = ens.score(paths, user=user)                             # or profile=me alone (zero-shot)
+
+    Without a user (or its ratings) the zero-shot scores are returned as they are. With one, both predictions are
+    blended by :func:`blend` with weight ``k / (k + k0)`` on the ratings, and the blended normal score is mapped
+    onto ``scale`` through the normal CDF (monotone: the order is the blend's). ``details`` holds the weight, both
+    models' scores and the user's alpha.
+    """
+
+    def __init__(self, zero, few, k0: float = DEFAULT_K0):
+        self.zero, self.few, self.k0 = zero, few, float(k0)
+
+    @classmethod
+    def from_pretrained(cls, pmllm=None, taskvec=None, k0: float = DEFAULT_K0) -> Ensemble:
+        from pmllm.model import PMLLM
+        from taskvec.model import PersonalizedScorer
+
+        return cls(PMLLM.from_pretrained(pmllm), PersonalizedScorer.from_pretrained(taskvec), k0)
+
+    def personalize(self, name: str, images, scores, *, scale, profile=None, **kwargs):
+        """Fit the user's task-vector coefficients (see ``taskvec.model.PersonalizedScorer.personalize``)."""
+        return self.few.personalize(name, images, scores, scale=scale, profile=profile, **kwargs)
+
+    def score(self, images, *, profile=None, user=None, scale=None, on_error: str = "skip"):
+        from scipy.special import ndtr
+
+        from piaa.schema import PARA_SCALE, Profile
+        from piaa.scoring import ScoreResult
+
+        profile = profile or getattr(user, "profile", None) or Profile()
+        scale = scale or getattr(user, "scale", None) or PARA_SCALE
+        zero = self.zero.score(images, profile=profile, scale=scale, on_error=on_error)
+        if user is None:
+            zero.details["weight"] = 0.0
+            return zero
+        few = self.few.score(images, user=user, scale=scale, on_error=on_error)
+        errors = {**few.errors, **zero.errors}
+        good = np.flatnonzero(zero.ok & few.ok)
+        k = int(user.config.k)
+        z = blend(zero.scores[good], few.scores[good], k=k, k0=self.k0) if len(good) else np.zeros(0)
+        scores = np.full(len(images), np.nan)
+        scores[good] = scale.min + ndtr(z) * scale.range
+        details = {"weight": blend_weight(k, self.k0), "k0": self.k0, "zero_shot": zero.scores,
+                   "few_shot": few.scores, "alpha": few.details.get("alpha"),
+                   "tasks": few.details.get("tasks")}  # fmt: skip
+        return ScoreResult(scores, scale, zero.images, errors, details)

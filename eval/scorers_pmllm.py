@@ -6,10 +6,9 @@ the prompt-only baseline (registered in ``eval.scorers.SCORERS``).
 * ``prompt-only`` - the same frozen LLM, no fusion, told each photo's top-3 ImageNet classes in words.
 
 ``fit`` loads the checkpoint (default: ``pmllm/checkpoints/default``) and refuses to evaluate users it was trained
-on: the checkpoint records the ratings folder, folds file and fold it was trained on. The committed default was
-trained on the **fold-0 training users of the simulated quick world**, so on that world evaluate fold 0 only
-(other folds' test users overlap its training users and are refused). To evaluate other folds, train one
-checkpoint per fold (``python -m pmllm.train ... --fold K --out DIR``) and pass ``checkpoint=DIR``.
+on: the checkpoint records the user ids it was trained on (its model card says which world and fold), and a fold
+whose held-out users include any of them is skipped with the reason. To evaluate other folds, train one checkpoint
+per fold (``python -m pmllm.train ... --fold K --out DIR``) and pass ``checkpoint=DIR``.
 Frozen visual tokens are memoized per image path within the process.
 
 Library module, no entry point (see ``python -m eval.run``).
@@ -27,17 +26,16 @@ import numpy as np
 from eval.api import Benchmark, FoldNotSupported, Scorer, UserTask
 from piaa.schema import DEMOGRAPHIC_FIELDS, LAPIS_FIELDS, PARA_FIELDS, Profile
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "pmllm" / "checkpoints" / "default"
 _MODELS: dict[str, object] = {}
 
 
-def load_pmllm(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT):
-    """One PMLLM per checkpoint directory per process."""
-    key = str(Path(checkpoint).resolve())
-    if key not in _MODELS:
-        from pmllm.model import PMLLM
+def load_pmllm(checkpoint: str | os.PathLike | None = None):
+    """One PMLLM per checkpoint directory per process (``None``: the committed default)."""
+    from pmllm.model import DEFAULT_CHECKPOINT, PMLLM
 
-        _MODELS[key] = PMLLM.from_pretrained(checkpoint)
+    key = str(Path(checkpoint or DEFAULT_CHECKPOINT).resolve())
+    if key not in _MODELS:
+        _MODELS[key] = PMLLM.from_pretrained(key)
     return _MODELS[key]
 
 
@@ -59,6 +57,8 @@ class PMLLMScorer(Scorer):
     keep: tuple[str, ...] | None = None
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, batch_size: int = 64):
+        from pmllm.model import DEFAULT_CHECKPOINT
+
         self.checkpoint = checkpoint or DEFAULT_CHECKPOINT
         self.batch_size = batch_size
         self.model = None

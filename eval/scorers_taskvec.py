@@ -89,9 +89,8 @@ class TaskVecScorer(Scorer):
                           "scoring with the prior (uniform) coefficients", stacklevel=2)  # fmt: skip
             return self.scorer.score_features(query)
         support = self._features(task, list(task.support_images))
-        span = float(task.scale.max - task.scale.min)
         user = self.scorer.personalize(task.user, support, np.asarray(task.support_scores, dtype=np.float64),
-                                       recipe=self.recipe, scale_range=span, seed=self.seed,
+                                       scale=task.scale, recipe=self.recipe, seed=self.seed,
                                        **self.recipe_kwargs)  # fmt: skip
         scores = self.scorer.score_features(query, user)
         self.scorer._merged.clear()  # one-off users: do not keep their merged weights around

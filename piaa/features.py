@@ -87,14 +87,16 @@ def iter_encoded(
     batch_size: int = 32,
     workers: int = 4,
     device: torch.device | str | None = None,
+    errors: dict[int, str] | None = None,
 ) -> Iterator[tuple[object, object]]:
     """:func:`iter_pixel_batches` through ``encoder``: yields (the batch's rows as that gives them, ``encoder(x)``).
 
     Image files are decoded at reduced size in threads while the encoder runs; PIL images pass through. The
     encoder output is a :class:`piaa.vision.VisionOutput` for vision encoders. Pixels go to ``device`` if given.
+    ``errors``: the per-image error policy of :func:`iter_pixel_batches`.
     """
     encoder.eval()
-    for rows, x in iter_pixel_batches(encoder, images, batch_size, workers):
+    for rows, x in iter_pixel_batches(encoder, images, batch_size, workers, errors=errors):
         yield rows, encoder(x if device is None else x.to(device))
 
 

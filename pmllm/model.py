@@ -3,9 +3,9 @@
 Scoring one user's photos::
 
     from pmllm.model import PMLLM
-    model = PMLLM.from_pretrained("pmllm/checkpoints/default")          # embedded SmolLM2 + EfficientNet-Lite0
-    out = model.score(Profile(text="I love moody night streets"), ["a.jpg", "b.jpg"])
-    out.scores, out.probs                                               # PARA scale 1-5, level probabilities
+    model = PMLLM.from_pretrained()                     # the committed default: embedded SmolLM2 + EfficientNet-Lite0
+    out = model.score(["a.jpg", "b.jpg"], profile=Profile(text="I love moody night streets"))
+    out.scores, out.details["probs"]                                    # PARA scale 1-5, level probabilities
 
 How it runs: the chat-templated profile prefix goes through the frozen LLM once per user; its keys/values and the
 pooled profile representation are cached (LRU). Each photo is a short suffix (~13 tokens) scored in a batch
@@ -34,11 +34,13 @@ import torch
 from torch import nn
 
 from piaa.schema import PARA_SCALE, Profile, Scale
+from piaa.scoring import ScoreResult
 from pmllm.constants import MAX_TEXT_CHARS, TASTE_CONCEPTS, level_token_ids
 from pmllm.fusion import PersonalHead, ProfileProjector, SelectiveFusion, VisualProjector, encode_fields
 from pmllm.profile import PromptIds, build_prompt, sanitize
 from pmllm.readout import level_logits, readout
 
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 CONFIG_NAME = "pmllm_config.json"
 WEIGHTS_NAME = "fusion_model.safetensors"
 TRAINABLE_PREFIXES = ("projector.", "profile_proj.", "fusions.", "personal.")
@@ -395,7 +397,8 @@ class PMLLM(nn.Module):
         return cached[1]
 
     @torch.no_grad()
-    def visual_tokens(self, images: Sequence, batch_size: int = 32) -> torch.Tensor:
+    def visual_tokens(self, images: Sequence, batch_size: int = 32,
+                      errors: dict[int, str] | None = None) -> torch.Tensor:  # fmt: skip
         """Frozen visual tokens ``(N, M, d_visual)`` for paths / PIL images, through piaa's one fast image path.
 
         :func:`piaa.features.iter_encoded`: threaded reduced-size decoding (``piaa.images``) overlapping the
@@ -404,7 +407,8 @@ class PMLLM(nn.Module):
         from piaa.features import iter_encoded
 
         enc = self.inference_encoder()
-        out = [res.tokens.float() for _, res in iter_encoded(enc, list(images), batch_size, device=self.device)]
+        out = [res.tokens.float() for _, res in iter_encoded(enc, list(images), batch_size, device=self.device,
+                                                             errors=errors)]  # fmt: skip
         return torch.cat(out) if out else torch.empty(0, self.encoder.num_tokens, self.encoder.token_dim)
 
     @torch.no_grad()
@@ -430,11 +434,25 @@ class PMLLM(nn.Module):
         return ScoreOutput(scores.cpu().double().numpy(), probs.cpu().double().numpy())
 
     @torch.no_grad()
-    def score(self, profile: Profile, images: Sequence, *, scale: Scale = PARA_SCALE, cached: bool = True,
-              batch_size: int = 32) -> ScoreOutput:  # fmt: skip
-        """Score photos (paths or PIL images) for the user described by ``profile``."""
-        return self.score_tokens(profile, self.visual_tokens(images, batch_size), scale=scale, cached=cached,
-                                 batch_size=batch_size)  # fmt: skip
+    def score(self, images: Sequence, *, profile: Profile | None = None, user=None, scale: Scale | None = None,
+              on_error: str = "skip", cached: bool = True, batch_size: int = 32) -> ScoreResult:  # fmt: skip
+        """Score photos (paths or PIL images) for the user described by ``profile`` (the contract of
+        :mod:`piaa.scoring`). A saved ``user`` that carries a profile stands in for a missing ``profile``.
+
+        Scores are on ``scale`` (default PARA's 1-5, step 0.5; the readout is bounded to the scale); ``details``
+        holds the level probabilities ``probs`` (scored images x levels). ``on_error="skip"`` scores the
+        decodable images and reports each other one in ``errors``; ``"raise"`` raises on the first.
+        """
+        from piaa.scoring import assemble, check_on_error
+
+        errors: dict[int, str] | None = {} if check_on_error(on_error) == "skip" else None
+        if profile is None:
+            profile = getattr(user, "profile", None) or Profile()
+        scale = scale or PARA_SCALE
+        tokens = self.visual_tokens(images, batch_size, errors=errors)
+        good = [i for i in range(len(images)) if not errors or i not in errors]
+        out = self.score_tokens(profile, tokens, scale=scale, cached=cached, batch_size=batch_size)
+        return assemble(len(images), good, out.scores, scale, list(images), errors or {}, {"probs": out.probs})
 
     # ------------------------------------------------------------------------------------------ persistence
     def save_pretrained(self, path: str | os.PathLike) -> Path:
@@ -449,12 +467,13 @@ class PMLLM(nn.Module):
         return path
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, llm=None, tokenizer=None, encoder=None,
+    def from_pretrained(cls, path: str | os.PathLike | None = None, *, llm=None, tokenizer=None, encoder=None,
                         quantization: str | None = None) -> PMLLM:  # fmt: skip
-        """Load a checkpoint written by :meth:`save_pretrained` (frozen models resolved by name unless given)."""
+        """Load a checkpoint written by :meth:`save_pretrained` (frozen models resolved by name unless given);
+        no ``path``: the committed default (:data:`DEFAULT_CHECKPOINT`)."""
         from safetensors.torch import load_file
 
-        path = Path(path)
+        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path / name}: missing (a pmllm checkpoint holds {CONFIG_NAME} and "

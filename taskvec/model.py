@@ -4,9 +4,9 @@
 
     from taskvec.model import PersonalizedScorer
     scorer = PersonalizedScorer.from_pretrained()             # theta_0 + the embedded task vectors
-    user = scorer.personalize("alice", support_paths, support_scores, scale_range=4.0)   # recipe "fast"
+    user = scorer.personalize("alice", support_paths, support_scores, scale=PARA_SCALE)   # recipe "fast"
     user.save_pretrained("users/alice")                      # kilobytes: alpha + references to the task vectors
-    scores = scorer.score(query_paths, user)                 # normalised [0, 1]; only the ranking matters
+    out = scorer.score(query_paths, user=user)               # out.scores on the user's scale, out.details["alpha"]
 
 Scoring merges theta_0 + sum alpha * tau once per user (kept in a small LRU cache of merged tail/head tensors),
 then runs an ordinary forward. The trunk is shared by every user, so its output is computed once per image
@@ -28,9 +28,12 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
+from piaa.schema import Profile, Scale, validate_ratings
+from piaa.scoring import ScoreResult
 from taskvec.personalize import FitResult, TaskSet, create_recipe
 
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "efficientnet-lite0"
+UNIT_SCALE = Scale(0.0, 1.0)  # theta_0's normalised scores (no user, so no rating scale to return them on)
 
 
 @dataclass
@@ -46,6 +49,8 @@ class UserConfig:
     seconds: float = 0.0
     init_srocc: list[float] = field(default_factory=list)
     fallback: bool = False
+    scale: dict = field(default_factory=dict)  # the scale of the ratings it was fitted on (Scale.to_dict())
+    profile: dict = field(default_factory=dict)  # what the user wrote about themselves, if given (Profile.to_dict())
 
 
 class PersonalizedUser:
@@ -54,6 +59,17 @@ class PersonalizedUser:
     def __init__(self, alpha: torch.Tensor, config: UserConfig):
         self.alpha = alpha.detach().float().cpu()
         self.config = config
+
+    @property
+    def scale(self) -> Scale | None:
+        """The scale the user's ratings were on (scores default to it)."""
+        return Scale.from_dict(self.config.scale) if self.config.scale else None
+
+    @property
+    def profile(self) -> Profile | None:
+        if not self.config.profile:
+            return None
+        return Profile.from_dict(self.config.profile, source=f"user {self.config.user!r}")
 
     @property
     def key(self) -> str:
@@ -106,7 +122,9 @@ class PersonalizedScorer:
         self._folded = False
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike = DEFAULT_ARTIFACTS) -> PersonalizedScorer:
+    def from_pretrained(cls, folder: str | os.PathLike | None = None) -> PersonalizedScorer:
+        """theta_0 + the task vectors in ``folder`` (default: the committed ones, :data:`DEFAULT_ARTIFACTS`)."""
+        folder = folder or DEFAULT_ARTIFACTS
         return cls(TaskSet.from_dir(folder), source=str(folder))
 
     # ------------------------------------------------------------------ features
@@ -119,15 +137,23 @@ class PersonalizedScorer:
         return self.model.trunk_features(paths, cache=cache, progress=progress)
 
     # ------------------------------------------------------------------ users
-    def personalize(self, user: str, support, scores, *, recipe: str = "fast", scale_range: float = 1.0,
-                    **kwargs) -> PersonalizedUser:  # fmt: skip
-        """Fit alpha on a support set: ``support`` is a list of image paths or a tensor of trunk features."""
-        feats = support if isinstance(support, torch.Tensor) else self.features(support)
-        res: FitResult = create_recipe(recipe)(self.ts, feats, scores, scale_range=scale_range, **kwargs)
+    def personalize(self, user: str, support, scores, *, scale: Scale, recipe: str = "fast",
+                    profile: Profile | None = None, **kwargs) -> PersonalizedUser:  # fmt: skip
+        """Fit alpha on a support set rated on ``scale``: ``support`` is a list of image paths or a tensor of trunk
+        features. Ratings off the scale or its step, non-numeric, NaN or conflicting duplicates are refused
+        (:func:`piaa.schema.validate_ratings`); an image that cannot be decoded is refused naming the file."""
+        names = [f"support[{i}]" for i in range(len(support))] if isinstance(support, torch.Tensor) else support
+        images, y = validate_ratings(names, scores, scale, source=f"ratings of {user!r}")
+        if isinstance(support, torch.Tensor):
+            feats = support
+        else:
+            feats = self.features(images)
+        res: FitResult = create_recipe(recipe)(self.ts, feats, y, scale_range=scale.range, **kwargs)
         cfg = UserConfig(user=str(user), recipe=recipe, tasks=list(res.tasks), groups=res.groups,
                          base_fingerprint=self._fp, task_vectors=self.source,
                          backbone=self.model.config.to_dict(), k=len(feats), seconds=res.seconds,
-                         init_srocc=[float(x) for x in res.init_srocc], fallback=res.fallback)  # fmt: skip
+                         init_srocc=[float(x) for x in res.init_srocc], fallback=res.fallback,
+                         scale=scale.to_dict(), profile=profile.to_dict() if profile else {})  # fmt: skip
         return PersonalizedUser(res.alpha, cfg)
 
     def merged_params(self, user: PersonalizedUser) -> dict[str, torch.Tensor]:
@@ -160,20 +186,34 @@ class PersonalizedScorer:
         return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
     @torch.inference_mode()
-    def score(self, paths: Sequence[str | os.PathLike], user: PersonalizedUser | None = None,
-              batch_size: int = 32, workers: int = 4) -> np.ndarray:  # fmt: skip
-        """Score image files for a user: decode (threaded, reduced-size), trunk, merged tail + head."""
-        from piaa.features import iter_pixel_batches
+    def score(self, images: Sequence, *, user: PersonalizedUser | None = None, profile: Profile | None = None,
+              scale: Scale | None = None, on_error: str = "skip", batch_size: int = 32,
+              workers: int = 4) -> ScoreResult:  # fmt: skip
+        """Score photos for a user (the contract of :mod:`piaa.scoring`): decode (threaded, reduced-size), trunk,
+        merged tail + head. ``user=None`` scores with theta_0 (no personalization); ``profile`` is not used.
 
+        Scores are on ``scale`` (default: the scale the user was fitted on; for theta_0 the normalised [0, 1]);
+        ``details["alpha"]`` holds the user's merging coefficients ``(groups, tasks)`` and ``details["tasks"]``
+        their task names.
+        """
+        from piaa.features import iter_pixel_batches
+        from piaa.scoring import assemble, check_on_error
+
+        errors: dict[int, str] | None = {} if check_on_error(on_error) == "skip" else None
         if not self._folded:
             self.model.fold_batchnorm()
             self._folded = True
         params = self.merged_params(user) if user is not None else {}
         self.model.eval()
         trunk = self.model.trunk.to(memory_format=torch.channels_last)
-        out = np.zeros(len(paths))
-        for idx, x in iter_pixel_batches(self.model.encoder, list(paths), batch_size, workers):
+        good, values = [], []
+        for idx, x in iter_pixel_batches(self.model.encoder, list(images), batch_size, workers, errors=errors):
             h = trunk(x.contiguous(memory_format=torch.channels_last))
-            s = functional_call(self.model, params, (h,), {"stage": "trunk"})
-            out[idx] = s.numpy()
-        return out
+            values.append(functional_call(self.model, params, (h,), {"stage": "trunk"}).numpy())
+            good += idx
+        scale = scale or (user.scale if user is not None else None) or UNIT_SCALE
+        norm = np.concatenate(values) if values else np.zeros(0)
+        details = {"tasks": list(self.ts.names)}
+        if user is not None:
+            details["alpha"] = user.alpha.numpy().tolist()
+        return assemble(len(images), good, scale.denormalize(norm), scale, list(images), errors or {}, details)

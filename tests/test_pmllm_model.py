@@ -38,15 +38,15 @@ def test_cached_equals_naive_and_batches_independent(tiny_dirs):
     model = tiny_model(tiny_dirs)
     open_gates(model, seed=3)
     imgs = images(7)
-    a = model.score(PROFILE, imgs, batch_size=3)
-    b = model.score(PROFILE, imgs, cached=False, batch_size=4)
-    assert a.scores.shape == (7,) and a.probs.shape == (7, 5)
-    assert np.abs(a.scores - b.scores).max() < 1e-4 and np.abs(a.probs - b.probs).max() < 1e-4
+    a = model.score(imgs, profile=PROFILE, batch_size=3)
+    b = model.score(imgs, profile=PROFILE, cached=False, batch_size=4)
+    assert a.scores.shape == (7,) and a.details["probs"].shape == (7, 5)
+    assert np.abs(a.scores - b.scores).max() < 1e-4 and np.abs(a.details["probs"] - b.details["probs"]).max() < 1e-4
     assert np.ptp(a.scores) > 0  # different photos get different scores
-    one = model.score(PROFILE, imgs[2:3])
+    one = model.score(imgs[2:3], profile=PROFILE)
     assert abs(one.scores[0] - a.scores[2]) < 1e-4
     assert (a.scores >= PARA_SCALE.min).all() and (a.scores <= PARA_SCALE.max).all()
-    other = model.score(Profile(text="Bright, airy beach photos."), imgs)
+    other = model.score(imgs, profile=Profile(text="Bright, airy beach photos."))
     assert np.abs(other.scores - a.scores).max() > 1e-6  # the profile matters
     assert len(model._prefix_cache) == 2  # one cached prefix per user profile
 
@@ -60,7 +60,7 @@ def test_save_load_bit_exact(tiny_dirs, tmp_path):
     sa, sb = model.trainable_state_dict(), loaded.trainable_state_dict()
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     imgs = images(4, seed=1)
-    assert np.array_equal(model.score(PROFILE, imgs).scores, loaded.score(PROFILE, imgs).scores)
+    assert np.array_equal(model.score(imgs, profile=PROFILE).scores, loaded.score(imgs, profile=PROFILE).scores)
     (tmp_path / "bad").mkdir()
     with pytest.raises(FileNotFoundError, match="pmllm_config.json"):
         PMLLM.from_pretrained(tmp_path / "bad")

@@ -38,19 +38,19 @@ def test_zero_head_is_exact_and_cached_equals_naive(tiny_dirs, tmp_path):
     with_head = tiny_model(tiny_dirs, personal_rank=4)
     assert "personal.gain" in with_head.trainable_state_dict() and "personal.gain" not in plain.trainable_state_dict()
     imgs = images(5)
-    a, b = plain.score(PROFILE, imgs), with_head.score(PROFILE, imgs)
+    a, b = plain.score(imgs, profile=PROFILE), with_head.score(imgs, profile=PROFILE)
     assert np.array_equal(a.scores, b.scores)  # gain 0: adds exact zeros, same fusion init
     _perturb(with_head)
     open_gates(with_head, seed=2)
-    c = with_head.score(PROFILE, imgs, batch_size=2)
-    d = with_head.score(PROFILE, imgs, cached=False, batch_size=3)
-    assert np.abs(c.scores - d.scores).max() < 1e-4 and np.abs(c.probs - d.probs).max() < 1e-4
-    other = with_head.score(Profile(text="Bright beaches."), imgs)
+    c = with_head.score(imgs, profile=PROFILE, batch_size=2)
+    d = with_head.score(imgs, profile=PROFILE, cached=False, batch_size=3)
+    assert np.abs(c.scores - d.scores).max() < 1e-4 and np.abs(c.details["probs"] - d.details["probs"]).max() < 1e-4
+    other = with_head.score(imgs, profile=Profile(text="Bright beaches."))
     assert np.abs(other.scores - c.scores).max() > 1e-4
     with_head.save_pretrained(tmp_path / "ck")
     loaded = PMLLM.from_pretrained(tmp_path / "ck")
     assert loaded.config.personal_rank == 4
-    assert np.array_equal(loaded.score(PROFILE, imgs).scores, with_head.score(PROFILE, imgs).scores)
+    assert np.array_equal(loaded.score(imgs, profile=PROFILE).scores, with_head.score(imgs, profile=PROFILE).scores)
 
 
 def test_residuals_leave_one_out_and_centred(tiny_table):
@@ -78,8 +78,8 @@ def test_train_personal_learns_tiny_taste(tiny_dirs, tiny_table, tmp_path):
     assert float(model.personal.gain.detach()) != 0.0
     table = RatingsTable.load(tiny_table / "ratings")
     imgs = [table.image_path(f"img{i:02d}.jpg") for i in range(12)]
-    bright = model.score(Profile(age="22-25", text="I love bright photos"), imgs).scores
-    dark = model.score(Profile(age="22-25", text="I love dark photos"), imgs).scores
+    bright = model.score(imgs, profile=Profile(age="22-25", text="I love bright photos")).scores
+    dark = model.score(imgs, profile=Profile(age="22-25", text="I love dark photos")).scores
     # the head's shift differs between the two tastes in the right direction (bright photos have high index)
     diff = bright - dark
     assert np.corrcoef(diff, np.arange(12))[0, 1] > 0
@@ -119,7 +119,7 @@ def test_train_personal_fields_mode(tiny_dirs, tiny_table, tmp_path):
     imgs = [table.image_path(f"img{i:02d}.jpg") for i in range(5)]
     plain = PMLLM.from_pretrained(tmp_path / "base")
     # empty profile: the head adds exactly nothing, the scores are the base model's
-    assert np.array_equal(model.score(Profile(), imgs).scores, plain.score(Profile(), imgs).scores)
-    a = model.score(Profile(age="22-25"), imgs)
-    b = model.score(Profile(age="22-25"), imgs, cached=False)
+    assert np.array_equal(model.score(imgs, profile=Profile()).scores, plain.score(imgs, profile=Profile()).scores)
+    a = model.score(imgs, profile=Profile(age="22-25"))
+    b = model.score(imgs, profile=Profile(age="22-25"), cached=False)
     assert np.abs(a.scores - b.scores).max() < 1e-4

@@ -71,9 +71,9 @@ def test_fields_text_head_learns_text_only_taste(tiny_dirs, tiny_table, tmp_path
     plain = PMLLM.from_pretrained(tmp_path / "base")
     table = RatingsTable.load(tiny_table / "ratings")
     imgs = [table.image_path(f"img{i:02d}.jpg") for i in range(12)]
-    assert np.array_equal(model.score(Profile(), imgs).scores, plain.score(Profile(), imgs).scores)
-    bright = model.score(Profile(text="I love bright photos"), imgs).scores  # text only, no fields
-    dark = model.score(Profile(text="I love dark photos"), imgs).scores
+    assert np.array_equal(model.score(imgs, profile=Profile()).scores, plain.score(imgs, profile=Profile()).scores)
+    bright = model.score(imgs, profile=Profile(text="I love bright photos")).scores  # text only, no fields
+    dark = model.score(imgs, profile=Profile(text="I love dark photos")).scores
     assert np.corrcoef(bright - dark, np.arange(12))[0, 1] > 0.5  # bright photos have the high indices
-    cached = model.score(Profile(text="I love bright photos"), imgs, cached=False).scores
+    cached = model.score(imgs, profile=Profile(text="I love bright photos"), cached=False).scores
     assert np.abs(cached - bright).max() < 1e-4

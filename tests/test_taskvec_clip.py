@@ -58,10 +58,10 @@ def test_tiny_clip_end_to_end(clip_dir, tmp_path):
     assert feats.shape == (60, 17, 32)  # (images, CLS + 16 patches, hidden) after the 2 frozen layers
     y = PARA_SCALE.quantize(1 + 4 * attrs["red"])
     for recipe, kw in (("fast", {"max_iter": 5}), ("yun2024", {"steps": 20})):
-        user = scorer.personalize("u", paths[:20], y[:20], recipe=recipe, scale_range=4.0, **kw)
-        s = scorer.score(paths[20:], user, batch_size=16)
-        assert s.shape == (40,) and np.isfinite(s).all() and ((s >= 0) & (s <= 1)).all()
-        assert np.allclose(s, scorer.score_features(feats[20:], user), atol=1e-5)
+        user = scorer.personalize("u", paths[:20], y[:20], recipe=recipe, scale=PARA_SCALE, **kw)
+        s = scorer.score(paths[20:], user=user, batch_size=16).scores  # on the user's scale (PARA 1-5)
+        assert s.shape == (40,) and np.isfinite(s).all() and ((s >= 1) & (s <= 5)).all()
+        assert np.allclose(PARA_SCALE.normalize(s), scorer.score_features(feats[20:], user), atol=1e-5)
         user.save_pretrained(tmp_path / recipe)
         assert PersonalizedUser.from_pretrained(tmp_path / recipe).config.recipe == recipe
 

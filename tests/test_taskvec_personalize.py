@@ -9,6 +9,7 @@ import torch
 from taskvec_synth import make_images
 from torch.func import functional_call
 
+from piaa.schema import Scale
 from taskvec.backbones import BackboneConfig, create_backbone
 from taskvec.model import PersonalizedScorer, PersonalizedUser
 from taskvec.personalize import (
@@ -119,7 +120,7 @@ def test_personalized_user_is_kilobytes_and_scores_like_merged_model(world, tmp_
     ts, feats, paths = world
     scorer = PersonalizedScorer(ts, source="synthetic")
     y = _task_scores(ts, feats, 0)
-    user = scorer.personalize("u1", feats[:40], y[:40], recipe="fast", scale_range=4.0)
+    user = scorer.personalize("u1", feats[:40], y[:40], recipe="fast", scale=Scale(0.0, 4.0))  # y in [0, 1]
     folder = user.save_pretrained(tmp_path / "u1")
     size = sum(f.stat().st_size for f in folder.iterdir())
     assert size < 8_000, size
@@ -130,8 +131,10 @@ def test_personalized_user_is_kilobytes_and_scores_like_merged_model(world, tmp_
     assert np.allclose(s1, want, atol=1e-6)
     assert scorer.merged_params(user2) is scorer.merged_params(user)  # cached per user
     # end to end from JPEG files (BN folded into the trunk convs): same scores up to float error
-    s_files = scorer.score(paths[40:60], user2, batch_size=8)
-    assert np.allclose(s_files, s1[:20], atol=2e-3)
+    s_files = scorer.score(paths[40:60], user=user2, batch_size=8)  # on the user's scale (0-4)
+    assert s_files.scale == Scale(0.0, 4.0) and not s_files.errors
+    assert np.allclose(s_files.scale.normalize(s_files.scores), s1[:20], atol=2e-3)
+    assert np.asarray(s_files.details["alpha"]).shape == tuple(user.alpha.shape)
     user2.config.base_fingerprint = "0" * 64
     with pytest.raises(ValueError, match="different backbone"):
         scorer.merged_params(user2)

@@ -1,0 +1,71 @@
+"""One scoring contract: pmllm, taskvec and the ensemble score a list of image paths with the same call shape,
+return scores on the requested scale, and report a bad file by name while scoring the rest."""
+
+import numpy as np
+import pytest
+
+from piaa.photos import sample_photos
+from piaa.schema import PARA_SCALE, Profile, Scale, SchemaError
+from piaa.scoring import ScoreResult
+
+TEN = Scale(1.0, 10.0)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("contract")
+    good = [str(p) for p in sample_photos(folder / "samples", n=6)]
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return good, str(folder / "broken.jpg")
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    from eval.ensemble import Ensemble
+
+    return Ensemble.from_pretrained()  # both products' committed defaults, loaded by from_pretrained()
+
+
+def test_same_call_shape_same_contract(ensemble, photos):
+    good, bad = photos
+    me = Profile(text="I love warm colourful pictures of animals")
+    user = ensemble.personalize("me", good[:4], [5.0, 1.0, 4.0, 2.0], scale=PARA_SCALE, profile=me)
+    images = [good[0], bad, *good[1:]]
+    calls = {"pmllm": (ensemble.zero, {"profile": me}), "taskvec": (ensemble.few, {"user": user}),
+             "ensemble": (ensemble, {"user": user})}  # fmt: skip
+    for name, (model, who) in calls.items():
+        for scale in (PARA_SCALE, TEN):
+            out = model.score(images, scale=scale, **who)
+            assert isinstance(out, ScoreResult) and out.scale == scale, name
+            ok = out.scores[out.ok]
+            assert len(ok) == 6 and np.all((ok >= scale.min) & (ok <= scale.max)), (name, ok)
+            assert set(out.errors) == {1} and "broken.jpg" in out.errors[1], name
+            assert np.isnan(out.scores[1]) and out.rows()[-1]["error"] == out.errors[1]
+            assert [r["rank"] for r in out.rows()[:6]] == [1, 2, 3, 4, 5, 6]
+        with pytest.raises(ValueError, match="broken.jpg"):
+            model.score(images, on_error="raise", **who)
+    # default scale: what the model or the user was fitted on
+    assert ensemble.zero.score(good, profile=me).scale == PARA_SCALE
+    assert ensemble.few.score(good, user=user).scale == PARA_SCALE
+    assert (
+        ensemble.score(good, user=user).details["weight"] > 0
+        and ensemble.score(good, profile=me).details["weight"] == 0
+    )
+    assert np.asarray(ensemble.few.score(good, user=user).details["alpha"]).shape == tuple(user.alpha.shape)
+    assert ensemble.zero.score(good, profile=me).details["probs"].shape == (6, 5)
+
+
+def test_personalize_refuses_bad_ratings(ensemble, photos):
+    good, _ = photos
+    for bad, why in (
+        (7.0, "outside the scale"),
+        (4.7, "step"),
+        (True, "boolean"),
+        (float("nan"), "not a finite number"),
+    ):
+        with pytest.raises(SchemaError, match=why):
+            ensemble.personalize("me", good[:3], [5.0, 1.0, bad], scale=PARA_SCALE)
+    with pytest.raises(SchemaError, match="conflicts with score 5 for the same image"):
+        ensemble.personalize("me", [good[0], good[0], good[1]], [5.0, 1.0, 3.0], scale=PARA_SCALE)
+    with pytest.raises(SchemaError):
+        Scale(5.0, 1.0)  # an empty range (scale_range <= 0) cannot be made
