@@ -3,12 +3,15 @@
     python -m pmllm.bench [--checkpoint pmllm/checkpoints/default] [--n 64] [--threads 2] [--images DIR]
 
 Each mode runs in its own subprocess (clean peak RSS): load the model, warm up on 4 photos with another profile,
-then time ``model.score(profile, photos)`` from JPEG files to scores - decoding, the frozen vision encoder and the
-LLM included. ``cached`` computes the profile prefix once and scores short suffixes in batches; ``naive`` runs the
-whole prompt for every photo (``cached=False``). Also timed (cached mode): the LLM part alone on precomputed
-visual tokens.
-Prints a table and checks that both modes give the same scores (max abs difference). Photos: the first N JPEGs of
-``--images`` or, by default, N synthetic 320x240 photos written to a temporary folder.
+then time ``model.score(photos, profile=profile)`` from JPEG files to scores - decoding, the frozen vision encoder
+and the LLM included. ``cached`` computes the profile prefix once and scores short suffixes in batches; ``naive``
+runs the whole prompt for every photo (``cached=False``). Also timed (cached mode): the LLM part alone on
+precomputed visual tokens, and the image part alone two ways: piaa's fast path (``model.visual_tokens``: threaded
+reduced-size decoding, BN-folded channels-last encoder) and the plain path (files decoded one by one, the encoder
+module as loaded), whose tokens and scores are compared with the fast path's (max abs difference).
+Prints a table and checks that both modes give the same scores (max abs difference), with the load average at the
+start and the end (a busy machine slows every row). Photos: the first N JPEGs of ``--images`` or, by default, N
+synthetic 320x240 photos written to a temporary folder.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 PROFILE = {
     "age": "26-29", "gender": "female", "education": "university", "art_experience": "competent",
@@ -48,6 +55,35 @@ def synthetic_photos(folder: Path, n: int) -> list[Path]:
     return paths
 
 
+def plain_visual_tokens(model, paths: list[Path], batch_size: int) -> torch.Tensor:
+    """The plain image path: files decoded one at a time, then the encoder module as loaded (no folding)."""
+    import torch
+
+    from piaa.images import load_image
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(paths), batch_size):
+            imgs = [load_image(p, min_side=model.encoder.image_size) for p in paths[i : i + batch_size]]
+            out.append(model.encoder(model.encoder.preprocess(imgs).to(model.device)).tokens.float())
+    return torch.cat(out)
+
+
+def image_path_check(model, profile, paths: list[Path], batch_size: int) -> dict:
+    """Time the fast and the plain image paths alone; max |diff| of their tokens and of the scores from them."""
+    t = time.perf_counter()
+    fast = model.visual_tokens(paths, batch_size)
+    fast_s = time.perf_counter() - t
+    t = time.perf_counter()
+    plain = plain_visual_tokens(model, paths, batch_size)
+    plain_s = time.perf_counter() - t
+    s_fast = model.score_tokens(profile, fast, batch_size=batch_size).scores
+    s_plain = model.score_tokens(profile, plain, batch_size=batch_size).scores
+    return {"encoder_images_per_s": len(paths) / fast_s, "plain_encoder_images_per_s": len(paths) / plain_s,
+            "max_abs_token_diff": float((fast - plain).abs().max()),
+            "max_abs_score_diff_fast_vs_plain": float(np.max(np.abs(s_fast - s_plain))), "tokens": fast}  # fmt: skip
+
+
 def run_mode(args: argparse.Namespace) -> dict:
     """One mode in this process: returns timings, scores and peak RSS."""
     import torch
@@ -62,13 +98,14 @@ def run_mode(args: argparse.Namespace) -> dict:
     load_s = time.perf_counter() - t
     profile = Profile.from_dict(PROFILE)
     cached = args.mode == "cached"
-    model.score(Profile(text="warm-up"), paths[:4], cached=cached)  # warm-up, another user's prefix
+    model.score(paths[:4], profile=Profile(text="warm-up"), cached=cached)  # warm-up, another user's prefix
     t = time.perf_counter()
-    out = model.score(profile, paths, cached=cached, batch_size=args.batch_size)
+    out = model.score(paths, profile=profile, cached=cached, batch_size=args.batch_size)
     total_s = time.perf_counter() - t
-    llm_s = float("nan")
+    llm_s, check = float("nan"), {}
     if cached:  # the naive LLM part is nearly all of its total already; not repeated (minutes on 2 cores)
-        tokens = model.visual_tokens(paths)
+        check = image_path_check(model, profile, paths, args.batch_size)
+        tokens = check.pop("tokens")
         model._prefix_cache.clear()
         t = time.perf_counter()
         model.score_tokens(profile, tokens, cached=cached, batch_size=args.batch_size)
@@ -76,7 +113,24 @@ def run_mode(args: argparse.Namespace) -> dict:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"mode": args.mode, "n": len(paths), "load_s": load_s, "total_s": total_s, "llm_only_s": llm_s,
             "images_per_s": len(paths) / total_s, "llm_images_per_s": len(paths) / llm_s,
-            "peak_rss_mb": peak_mb, "scores": out.scores.tolist()}  # fmt: skip
+            "peak_rss_mb": peak_mb, "scores": out.scores.tolist(), **check}  # fmt: skip
+
+
+def print_table(args: argparse.Namespace, c: dict, n: dict, diff: float, load_start, load_end) -> None:
+    ck = args.checkpoint or "(untrained)"
+    loads = f"load avg (1/5/15 min) {' '.join(f'{x:.2f}' for x in load_start)} at the start, " \
+            f"{' '.join(f'{x:.2f}' for x in load_end)} at the end on {os.cpu_count()} CPUs"  # fmt: skip
+    print(f"\npmllm scoring {args.n} photos for one user, {args.threads} threads, checkpoint {ck}\n{loads}")
+    print(f"{'mode':<8}{'images/s':>10}{'total s':>10}{'LLM-only img/s':>16}{'peak RSS MB':>13}")
+    for r in (c, n):
+        print(f"{r['mode']:<8}{r['images_per_s']:>10.2f}{r['total_s']:>10.2f}{r['llm_images_per_s']:>16.2f}"
+              f"{r['peak_rss_mb']:>13.0f}")  # fmt: skip
+    print(f"speed-up cached/naive: {c['images_per_s'] / n['images_per_s']:.1f}x end to end; "
+          f"max |score diff| cached vs naive = {diff:.2e}")  # fmt: skip
+    print(f"image part alone: fast path (piaa, BN-folded) {c['encoder_images_per_s']:.2f} img/s, plain module "
+          f"{c['plain_encoder_images_per_s']:.2f} img/s; fast vs plain: max |token diff| = "
+          f"{c['max_abs_token_diff']:.2e}, max |score diff| = "
+          f"{c['max_abs_score_diff_fast_vs_plain']:.2e}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.mode:  # child process
         print("RESULT " + json.dumps(run_mode(args)))
         return
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.images:
@@ -117,19 +172,13 @@ def main(argv: list[str] | None = None) -> None:
             results[mode] = json.loads(line[0][7:])
     diff = float(np.max(np.abs(np.array(results["cached"]["scores"]) - np.array(results["naive"]["scores"]))))
     c, n = results["cached"], results["naive"]
-    ck = args.checkpoint or "(untrained)"
-    print(f"\npmllm scoring {args.n} photos for one user, {args.threads} threads, checkpoint {ck}; "
-          f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'mode':<8}{'images/s':>10}{'total s':>10}{'LLM-only img/s':>16}{'peak RSS MB':>13}")
-    for r in (c, n):
-        print(f"{r['mode']:<8}{r['images_per_s']:>10.2f}{r['total_s']:>10.2f}{r['llm_images_per_s']:>16.2f}"
-              f"{r['peak_rss_mb']:>13.0f}")  # fmt: skip
-    print(f"speed-up cached/naive: {c['images_per_s'] / n['images_per_s']:.1f}x end to end; "
-          f"max |score diff| = {diff:.2e}")  # fmt: skip
+    load_end = os.getloadavg()
+    print_table(args, c, n, diff, load_start, load_end)
     if args.out:
         summary = {"n": args.n, "threads": args.threads, "checkpoint": args.checkpoint, "max_abs_score_diff": diff,
                    "speedup_end_to_end": c["images_per_s"] / n["images_per_s"],
-                   "loadavg_1min": os.getloadavg()[0], "cached": c, "naive": n}  # fmt: skip
+                   "loadavg_start": list(load_start), "loadavg_end": list(load_end), "cached": c,
+                   "naive": n}  # fmt: skip
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
 

@@ -385,7 +385,7 @@ class PMLLM(nn.Module):
     def inference_encoder(self):
         """The frozen encoder's fast inference copy (:meth:`piaa.vision.VisionEncoder.for_inference`), built once.
 
-        Lite0: BatchNorm folded, channels-last; same tokens to ~1e-5. Kept outside the module tree, so
+        Lite0: BatchNorm folded, channels-last; same tokens to ~1e-4. Kept outside the module tree, so
         ``self.encoder``, ``state_dict`` and checkpoints see the weights as loaded. Rebuilt if the encoder moves.
         """
         param = next(self.encoder.parameters(), None)
@@ -402,7 +402,7 @@ class PMLLM(nn.Module):
         """Frozen visual tokens ``(N, M, d_visual)`` for paths / PIL images, through piaa's one fast image path.
 
         :func:`piaa.features.iter_encoded`: threaded reduced-size decoding (``piaa.images``) overlapping the
-        encoder's :meth:`inference_encoder` copy (same tokens as ``self.encoder`` to ~1e-5).
+        encoder's :meth:`inference_encoder` copy (same tokens as ``self.encoder`` to ~1e-4).
         """
         from piaa.features import iter_encoded
 
