@@ -13,6 +13,7 @@ from eval import sim
 from eval.sim import images as si
 from eval.sim import raters as sr
 from eval.sim.__main__ import main as sim_main
+from eval.sim.build import fold_of, make_folds
 from eval.sim.text import keywords
 from piaa.photos import bundled_photos
 from piaa.schema import PARA_SCALE, Profile, RatingsTable
@@ -249,3 +250,88 @@ def test_free_text_mentions_strongest_preference(synthetic_raters):
 def test_ensure_world_uses_env(tiny_world, monkeypatch):
     monkeypatch.setenv("PIAA_WORLD_DIR", str(tiny_world))
     assert sim.ensure_world(quick=True) == tiny_world
+
+
+# ------------------------------------------------------------------------------------------------ world v2
+def test_folds_are_stable_across_world_sizes(tmp_path):
+    """A user's fold is a seeded hash of its id: the smaller world's fold-k test (and train) users are a subset of
+    the larger world's, so a model trained on the larger world's fold-k training users never meets them as test
+    users of the smaller world (rater u007 is the same simulated person in both)."""
+    small = sim.build_world(tmp_path / "s", seed=2, size=MINI, workers=1, verbose=False, photos="bundled")
+    big_size = sim.WorldSize(n_piaa=20, n_db=4, n_raters=30, ratings_per_rater=10)
+    big = sim.build_world(tmp_path / "b", seed=2, size=big_size, workers=1, verbose=False, photos="bundled")
+    fs = json.loads((small / "folds.json").read_text())["folds"]
+    fb = json.loads((big / "folds.json").read_text())["folds"]
+    for k in range(4):
+        assert set(fs[k]["test"]) <= set(fb[k]["test"])
+        assert set(fs[k]["train"]) <= set(fb[k]["train"])
+        assert not set(fb[k]["train"]) & set(fs[k]["test"])
+    # the same rater: same profile text in both worlds
+    ps = RatingsTable.load(small / "ratings").profiles
+    pb = RatingsTable.load(big / "ratings").profiles
+    assert ps["u003"].age == pb["u003"].age and ps["u003"].gender == pb["u003"].gender
+    # folds of 400 users: a partition, every fold used, another seed gives another assignment
+    users = [f"u{i:03d}" for i in range(400)]
+    folds = make_folds(users, 0, 4)
+    assert sorted(u for f in folds for u in f["test"]) == users
+    assert [len(f["test"]) for f in folds] == [100] * 4  # balanced: blocks of 4 consecutive raters
+    others = make_folds([f"rater-{i}" for i in range(400)], 0, 4)  # non-simulated ids: a seeded hash
+    assert all(60 <= len(f["test"]) <= 140 for f in others)
+    assert [fold_of(u, 1, 4) for u in users] != [fold_of(u, 0, 4) for u in users]
+
+
+def test_general_database_carries_the_population_taste(tiny_world):
+    world = sim.load_world(tiny_world)
+    assert set(world.databases) == set(sr.DATABASES) and "general" in world.databases
+    table = world.databases["general"]
+    assert (table.scale.min, table.scale.max) == (1.0, 10.0)
+    images = list(table.ratings["image"])
+    assert all(im.startswith("general_") for im in images)  # its own image pool
+    assert not set(images) & set(world.ratings.ratings["image"])
+    pop = world.features(images) @ world._w_pop
+    assert spearmanr(table.ratings["score"], pop).statistic > 0.6
+    # and not another database's taste: the technical panel ranks the same images differently
+    tech = sr.vec(sr.DATABASES["technical"][2], world.feature_names)
+    gap = (
+        spearmanr(table.ratings["score"], pop).statistic
+        - spearmanr(table.ratings["score"], world.features(images) @ tech).statistic
+    )
+    assert gap > 0.0
+
+
+def test_world_records_its_source_pictures(tmp_path):
+    from piaa.photos import read_manifest
+
+    out = sim.build_world(tmp_path / "w", seed=0, size=MINI, workers=1, verbose=False, photos="bundled")
+    info = json.loads((out / "world.json").read_text())
+    assert info["config"]["photos"] == "bundled"
+    sources = info["config"]["sources"]
+    manifest = {e.name: e for e in read_manifest()}
+    assert [s["name"] for s in sources] == [p.name for p in bundled_photos()]
+    for s in sources:
+        assert s["sha256"] == manifest[s["name"]].sha256 and s["package"] == manifest[s["name"]].package
+    used = set(pd.read_csv(out / "attributes.csv")["source"])
+    assert used <= {s["name"] for s in sources}
+
+
+def test_raters_and_texts_work_with_any_content_classes():
+    from piaa.photos import CONTENT_CLASSES
+
+    attrs = synthetic_attributes(300, seed=4)
+    classes = [*CONTENT_CLASSES, "boats"]  # the pool's classes plus one no weight table names
+    attrs["content"] = [classes[i] for i in np.random.default_rng(4).integers(len(classes), size=len(attrs))]
+    names, mean, std = sim.feature_space(attrs)
+    assert "content:boats" in names and "content:artwork" in names
+    size = sim.WorldSize(300, 0, 80, 100)
+    frames, profiles, truth, parts = sim.simulate_raters(attrs, names, mean, std, seed=5, size=size,
+                                                         taste=sr.TasteConfig())  # fmt: skip
+    assert keywords("content:boats") == ("pictures of boats", "boats photos", "boats scenes")
+    for c in CONTENT_CLASSES:  # every pool class has its own wording (not the name-derived fallback)
+        assert f"pictures of {c}" not in keywords(f"content:{c}") or c in ("people", "animals")
+    mentioned = [m for t in truth.values() for m in t["mentioned"]]
+    assert any(m.startswith("content:") and m not in ("content:people",) for m in mentioned)
+    for user, t in truth.items():
+        text = profiles[user].text.lower()
+        assert any(k.lower() in text for k in keywords(t["mentioned"][0])), (t["mentioned"][0], text)
+    # the population and profile tables name every pool class (weights may be 0 but they are designed)
+    assert all(f"content:{c}" in sr.POPULATION for c in CONTENT_CLASSES)

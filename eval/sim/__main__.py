@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, help="world folder to write (replaced atomically if it exists)")
     ap.add_argument("--quick", action="store_true", help="the quick size (~1000 PIAA images, 80 raters)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--photos", default=None, help="folder of photos to use instead of the bundled ones")
+    ap.add_argument("--photos", default=None,
+                    help="folder of photos (content label = sub-folder name), or 'pool' / 'bundled'; default: the "
+                    "photo pool when present (make photos), else the bundled photos")  # fmt: skip
     ap.add_argument("--size", choices=sorted(SIZES), default=None, help="explicit size (overrides --quick)")
     ap.add_argument("--workers", type=int, default=None, help="image worker processes (default: up to 4)")
     args = ap.parse_args(argv)

@@ -7,8 +7,10 @@ Same arguments -> byte-identical ratings, attributes and images. Used by ``pytho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +21,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from piaa.photos import bundled_photos, folder_photos
+from piaa.photos import Photo, bundled_photos, folder_photos, pool_available, pool_photos, pool_sources
 from piaa.schema import PARA_SCALE, Profile, RatingsTable
 
 from . import images as si
@@ -59,8 +61,10 @@ def build_world(
 ) -> Path:
     """Build a world folder at ``out`` (built in a temporary sibling folder, then renamed into place).
 
-    ``size`` overrides ``quick`` ("tiny", "quick", "full" or a :class:`WorldSize`); ``photos`` is a folder of
-    photos replacing the bundled ones. Same arguments -> byte-identical ratings, attributes and images.
+    ``size`` overrides ``quick`` ("tiny", "quick", "full" or a :class:`WorldSize`). ``photos``: ``None`` = the
+    photo pool when it is present and verifies (``make photos``), else the bundled photos; ``"pool"`` / ``"bundled"``
+    force one; any other value is a folder of photos. ``world.json: config.sources`` records the pictures used.
+    Same arguments (and the same photos) -> byte-identical ratings, attributes and images.
     """
     t0 = time.time()
     out = Path(out)
@@ -68,7 +72,7 @@ def build_world(
     taste = taste or sr.TasteConfig()
     if size.ratings_per_rater > size.n_piaa:
         raise ValueError(f"ratings_per_rater={size.ratings_per_rater} exceeds n_piaa={size.n_piaa}")
-    src = folder_photos(photos) if photos else bundled_photos()
+    src, photos_label = source_photos(photos)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
     if tmp.exists():
@@ -105,11 +109,7 @@ def build_world(
         _save_table(table, tmp / "databases" / db)
 
     # ---- folds, hidden truth, summary (world.json last)
-    users = sorted(raters)
-    order = np.random.default_rng([seed, 4]).permutation(len(users))
-    groups = [sorted(users[i] for i in order[f :: size.n_folds]) for f in range(size.n_folds)]
-    folds = [{"train": sorted(u for g in groups[:f] + groups[f + 1 :] for u in g), "test": groups[f]}
-             for f in range(size.n_folds)]  # fmt: skip
+    folds = make_folds(sorted(raters), seed, size.n_folds)
     (tmp / "folds.json").write_text(json.dumps({"folds": folds}, indent=1))
     truth = {
         "simulated": True,
@@ -130,8 +130,8 @@ def build_world(
         "config": {
             "size": asdict(size),
             "taste": asdict(taste),
-            "photos": str(photos) if photos else "bundled",
-            "sources": [{"name": p.name, "content": p.content} for p in src],
+            "photos": photos_label,
+            "sources": describe_sources(src, photos_label),
             "scale": PARA_SCALE.to_dict(),
             "features": names,
         },  # fmt: skip
@@ -150,6 +150,55 @@ def build_world(
         print(f"simulated world written to {out} in {time.time() - t0:.0f}s")
         print(format_decomposition(decomposition))
     return out
+
+
+def source_photos(photos: str | Path | None) -> tuple[list[Photo], str]:
+    """(source photos, label for world.json): the pool, the bundled photos or a folder (see :func:`build_world`)."""
+    if photos is None:
+        photos = "pool" if pool_available() else "bundled"
+    if photos == "pool":
+        return pool_photos(), "pool"
+    if photos == "bundled":
+        return bundled_photos(), "bundled"
+    return folder_photos(photos), str(photos)
+
+
+def describe_sources(src: list[Photo], label: str) -> list[dict]:
+    """What world.json records per source picture: name, content, and (pool/bundled) package, path, sha256."""
+    known = pool_sources() if label in ("pool", "bundled") else {}
+    out = []
+    for p in src:
+        row = {"name": p.name, "content": p.content}
+        if p.name in known:
+            row.update({k: known[p.name][k] for k in ("package", "path", "sha256")})
+        else:
+            row["source"] = label
+        out.append(row)
+    return out
+
+
+def fold_of(user: str, seed: int, n_folds: int) -> int:
+    """The fold a user is tested in, a seeded function of the user id alone (never of the user list), so a smaller
+    world with the same seed puts each of its users in the same fold as a larger one (``u007`` is the same
+    simulated person in both: raters are seeded by index).
+
+    Simulated ids ``uNNN`` are taken in blocks of ``n_folds`` consecutive indices, each block spread over all folds
+    by a permutation seeded by ``(seed, block)`` (so folds are balanced whenever the rater count is a multiple of
+    ``n_folds``); any other id goes to the fold given by a seeded SHA-256 hash of the id.
+    """
+    m = re.fullmatch(r"u(\d+)", user)
+    if m:
+        block, pos = divmod(int(m.group(1)), n_folds)
+        return int(np.random.default_rng([seed, 4, block]).permutation(n_folds)[pos])
+    digest = hashlib.sha256(f"piaa-sim-fold:{seed}:{user}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n_folds
+
+
+def make_folds(users: list[str], seed: int, n_folds: int) -> list[dict[str, list[str]]]:
+    """``n_folds`` user-disjoint folds ``{"train": [...], "test": [...]}`` by :func:`fold_of`."""
+    group = {u: fold_of(u, seed, n_folds) for u in users}
+    return [{"train": sorted(u for u in users if group[u] != f), "test": sorted(u for u in users if group[u] == f)}
+            for f in range(n_folds)]  # fmt: skip
 
 
 def feature_space(attrs: pd.DataFrame) -> tuple[list[str], dict, dict]:

@@ -35,6 +35,7 @@ EDIT_FIELDS = (
     "grayscale", "temperature", "vignette", "blur_sigma", "noise_sigma", "jpeg_quality",
 )  # fmt: skip
 
+
 # ------------------------------------------------------------------------------------------------ edits
 def sample_edit(seed: int, index: int, photos: Sequence[Photo]) -> dict:
     """The recorded edit for image ``index`` of a world with ``seed``: a pure function of its arguments.

@@ -1,6 +1,6 @@
 """Rater side of the simulated taste world: features, tastes, PARA-style profiles, free text, scores, databases.
 
-The generative model (documented in ``eval/SIM.md``):
+The generative model (documented in ``eval/sim/SIM.md``):
 
 * image features ``x_i`` = standardised pixel attributes (clipped to +-3) + one-hot content indicators;
 * rater taste ``w_r = w_pop + P(profile_r) + w_idio_r``: a population mean, a deterministic linear function of the
@@ -8,8 +8,11 @@ The generative model (documented in ``eval/SIM.md``):
 * utility ``u_ri = x_i . w_r + b_r``; observed score = PARA scale quantisation of
   ``3 + 2 tanh(kappa a_r (u_ri + e_ri))`` with rating noise ``e_ri ~ N(0, s_r^2)``;
   the oracle is the same without noise and quantisation;
-* databases: a panel of virtual raters around a designed database taste; the score is their mean opinion,
-  mapped to the database's own scale.
+* databases: a panel of virtual raters around a designed database taste (four trait databases, and ``general``,
+  whose taste is the population's); the score is their mean opinion, mapped to the database's own scale.
+
+Content classes are not fixed: features have one indicator per class the source photos carry, and the weight
+tables name the classes of the bundled photos and of the photo pool (any other class gets 0 there).
 
 Library module, used by ``python -m eval.sim``.
 """
@@ -31,44 +34,59 @@ EDUCATION = ("junior_high_school", "senior_high_school", "technical_secondary_sc
 EXPERIENCE = ("beginner", "competent", "proficient", "expert")  # PARA art/photography experience levels
 BIG5 = ("big5_E", "big5_A", "big5_N", "big5_O", "big5_C")
 
-# utility weights per standardised attribute / content indicator
+# utility weights per standardised attribute / content indicator. Content classes are whatever the source photos
+# carry (the bundled photos' 8 labels, the photo pool's 12 from piaa/data/photo_pool.csv, or --photos sub-folder
+# names); a class no table below names simply has weight 0 there (raters still get idiosyncratic content tastes).
 POPULATION = {
     "brightness": 0.26, "contrast": 0.26, "colorfulness": 0.325, "saturation": 0.13, "warmth": 0.13,
     "sharpness": 0.52, "noise": -0.39, "clipping": -0.325,
     "content:people": 0.39, "content:animal": 0.65, "content:food": 0.13, "content:vehicle": -0.13,
-    "content:space": 0.26, "content:flower": 0.52, "content:architecture": 0.13, "content:abstract": -0.65,
+    "content:space": 0.26, "content:flower": 0.52, "content:plant": 0.39, "content:architecture": 0.13,
+    "content:abstract": -0.52, "content:landscape": 0.52, "content:water": 0.39, "content:artwork": 0.0,
+    "content:objects": -0.39,
 }  # fmt: skip
 
 # profile variable -> {feature: weight per unit of the (centred, scaled) profile variable}
 PROFILE_EFFECTS = {
-    "photo": {"sharpness": 0.35, "noise": -0.30, "clipping": -0.20, "contrast": 0.10},
+    "photo": {"sharpness": 0.35, "noise": -0.30, "clipping": -0.20, "contrast": 0.10, "content:landscape": 0.15,
+              "content:artwork": -0.15},
     "art": {"contrast": 0.15, "saturation": -0.20, "sharpness": 0.10,
-            "content:architecture": 0.25, "content:abstract": 0.35},
+            "content:architecture": 0.25, "content:abstract": 0.35, "content:artwork": 0.40},
     "age": {"colorfulness": -0.15, "saturation": -0.10, "content:people": 0.10, "content:animal": -0.10,
-            "content:vehicle": -0.20, "content:flower": 0.25, "content:architecture": 0.30},
+            "content:vehicle": -0.20, "content:flower": 0.25, "content:plant": 0.20, "content:architecture": 0.30,
+            "content:landscape": 0.15, "content:abstract": -0.10},
     "female": {"content:people": 0.15, "content:animal": 0.25, "content:food": 0.10, "content:vehicle": -0.35,
-               "content:space": -0.10, "content:flower": 0.25},
-    "edu": {"content:space": 0.20, "content:architecture": 0.15, "content:abstract": 0.15},
-    "E": {"colorfulness": 0.10, "warmth": 0.10, "brightness": 0.15, "content:people": 0.35, "content:food": 0.15},
-    "A": {"warmth": 0.20, "content:animal": 0.30, "content:flower": 0.15},
-    "N": {"brightness": -0.30, "contrast": 0.10, "warmth": -0.15},
+               "content:space": -0.10, "content:flower": 0.25, "content:plant": 0.20, "content:objects": -0.10},
+    "edu": {"content:space": 0.20, "content:architecture": 0.15, "content:abstract": 0.15, "content:artwork": 0.10},
+    "E": {"colorfulness": 0.10, "warmth": 0.10, "brightness": 0.15, "content:people": 0.35, "content:food": 0.15,
+          "content:water": 0.10},
+    "A": {"warmth": 0.20, "content:animal": 0.30, "content:flower": 0.15, "content:plant": 0.15},
+    "N": {"brightness": -0.30, "contrast": 0.10, "warmth": -0.15, "content:water": 0.10},
     "O": {"colorfulness": 0.25, "saturation": 0.20, "content:space": 0.30, "content:abstract": 0.25,
-          "content:vehicle": -0.05},
-    "C": {"sharpness": 0.10, "noise": -0.10, "content:food": -0.10},
+          "content:vehicle": -0.05, "content:artwork": 0.25},
+    "C": {"sharpness": 0.10, "noise": -0.10, "content:food": -0.10, "content:objects": 0.15},
 }  # fmt: skip
 
-# database name -> (scale, individual rating levels, taste)
+# database name -> (scale, individual rating levels, taste). Each has its own image pool. "general" is the AVA-like
+# general-aesthetics panel: its taste is the population's (w_pop), so a task vector can carry what people in general
+# like; the other four are trait databases.
 DATABASES = {
     "technical": (Scale(0.0, 100.0), 5, {"sharpness": 0.6, "noise": -0.5, "clipping": -0.35, "contrast": 0.2,
                                          "brightness": 0.1, "colorfulness": 0.05}),
     "colour": (Scale(1.0, 10.0), 10, {"colorfulness": 0.6, "saturation": 0.45, "warmth": 0.25, "brightness": 0.1,
-                                      "sharpness": 0.1, "content:flower": 0.3}),
+                                      "sharpness": 0.1, "content:flower": 0.3, "content:plant": 0.25,
+                                      "content:artwork": 0.15}),
     "moody": (Scale(1.0, 10.0), 10, {"brightness": -0.5, "contrast": 0.35, "saturation": -0.35, "warmth": -0.2,
-                                     "content:space": 0.3, "content:architecture": 0.2, "content:abstract": 0.2}),
+                                     "content:space": 0.3, "content:architecture": 0.2, "content:abstract": 0.2,
+                                     "content:water": 0.15}),
     "content": (Scale(1.0, 5.0), 5, {"content:people": 0.6, "content:animal": 0.7, "content:food": 0.4,
                                      "content:vehicle": -0.3, "content:space": 0.1, "content:flower": 0.3,
-                                     "content:architecture": -0.1, "content:abstract": -0.7, "sharpness": 0.1}),
+                                     "content:plant": 0.3, "content:landscape": 0.4, "content:water": 0.3,
+                                     "content:architecture": -0.1, "content:abstract": -0.7,
+                                     "content:objects": -0.4, "sharpness": 0.1}),
+    "general": (Scale(1.0, 10.0), 10, POPULATION),
 }  # fmt: skip
+TRAIT_DATABASES = ("technical", "colour", "moody", "content")
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,7 @@ class TasteConfig:
 
 # ------------------------------------------------------------------------------------------------ features
 def feature_names(contents: list[str]) -> list[str]:
+    """The 8 attributes, then one ``content:<class>`` indicator per content class (sorted)."""
     return list(ATTRIBUTES) + [f"content:{c}" for c in sorted(contents)]
 
 
@@ -102,6 +121,7 @@ def feature_matrix(attrs: pd.DataFrame, names: list[str], mean: dict, std: dict)
 
 
 def vec(weights: dict[str, float], names: list[str]) -> np.ndarray:
+    """``weights`` as a vector over ``names`` (features it does not name get 0)."""
     return np.array([weights.get(n, 0.0) for n in names], dtype=float)
 
 
@@ -156,7 +176,9 @@ def quantize_para(s: np.ndarray) -> np.ndarray:
     return PARA_SCALE.quantize(s)
 
 
-def database_scores(x: np.ndarray, names: list[str], db: str, rng: np.random.Generator, cfg: TasteConfig):
+def database_scores(
+    x: np.ndarray, names: list[str], db: str, rng: np.random.Generator, cfg: TasteConfig
+) -> np.ndarray:
     """Mean opinion of a virtual panel (each rates on ``levels`` steps) mapped to the database's scale."""
     scale, levels, taste = DATABASES[db]
     w = vec(taste, names)

@@ -4,6 +4,8 @@
 how much each feature varies over the images, i.e. by its effect on the rater's scores), words each as a like,
 a dislike or a tolerance (depending on the sign of the personal part and of the total taste), and assembles them
 with varied templates, synonyms and order ("I love warm, colourful pictures of animals; blurry shots annoy me").
+Every content class of the world can be mentioned: the pool's classes have their own wording (:data:`POLES`),
+any other class is worded from its name (:func:`poles`).
 
 Library module, used by ``eval.sim``.
 """
@@ -37,9 +39,27 @@ POLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "content:space": (("space and astronomy pictures", "images of space and the night sky", "astronomy photos"), ()),
     "content:flower": (("flowers", "pictures of flowers and plants", "floral close-ups"), ()),
     "content:architecture": (("buildings and architecture", "buildings and temples", "pictures of buildings"), ()),
-    "content:abstract": (("abstract, scientific-looking images", "microscope and medical imagery",
-                          "abstract textures"), ()),
+    "content:abstract": (("abstract images", "abstract shapes and patterns", "abstract, graphic pictures"), ()),
+    "content:plant": (("plants and flowers", "pictures of leaves and plants", "greenery and plant close-ups"), ()),
+    "content:landscape": (("landscapes", "wide landscape views", "nature scenery"), ()),
+    "content:water": (("lakes and the sea", "pictures of water and shorelines", "seascapes and lakeside scenes"), ()),
+    "content:artwork": (("paintings and illustrations", "artworks and drawings", "illustrated, painterly pictures"),
+                        ()),
+    "content:objects": (("still lifes of everyday objects", "close-ups of objects", "pictures of things on a table"),
+                        ()),
 }  # fmt: skip
+
+
+def poles(feature: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(high-pole phrases, low-pole phrases) for ``feature``; a content class without wording of its own is
+    worded from its name (``content:boats`` -> "pictures of boats"), so any content class can be talked about."""
+    if feature in POLES:
+        return POLES[feature]
+    if feature.startswith("content:"):
+        word = feature.split(":", 1)[1].replace("_", " ")
+        return (f"pictures of {word}", f"{word} photos", f"{word} scenes"), ()
+    raise KeyError(f"no wording for feature {feature!r}")
+
 
 LIKE = ("I love {}", "I really enjoy {}", "I'm drawn to {}", "give me {} any day", "nothing beats {} for me",
         "I'm a big fan of {}", "I can't get enough of {}", "{} always catch my eye")  # fmt: skip
@@ -53,12 +73,12 @@ JOINERS = ("; ", ". ", ", and ", ". Also, ", " - and ", "; also, ")
 
 def keywords(feature: str) -> tuple[str, ...]:
     """Every phrase that can name ``feature`` in a text (used by tests and analyses)."""
-    hi, lo = POLES[feature]
+    hi, lo = poles(feature)
     return hi + lo
 
 
 def _clause(rng: np.random.Generator, feature: str, personal: float, total: float) -> str:
-    hi, lo = POLES[feature]
+    hi, lo = poles(feature)
     if not lo:  # content: like / dislike / lukewarm
         np_ = hi[rng.integers(len(hi))]
         if personal > 0:
@@ -83,7 +103,7 @@ def describe(
 ) -> tuple[str, list[str]]:
     """(text, mentioned features, strongest first) for one rater."""
     importance = np.abs(personal) * feature_sd
-    order = [j for j in np.argsort(-importance, kind="stable") if names[j] in POLES]
+    order = [j for j in np.argsort(-importance, kind="stable") if names[j] in POLES or names[j].startswith("content:")]
     k = int(rng.choice([1, 2, 3], p=[0.25, 0.45, 0.3]))
     chosen = order[:k]
     clauses = [_clause(rng, names[j], personal[j], total[j]) for j in chosen]
