@@ -48,7 +48,7 @@ from torch.func import functional_call
 from piaa.schema import SchemaError
 from piaa.stats import srocc
 from taskvec.backbones import ScoringModel
-from taskvec.task_vector import TaskVector, load_task_vector
+from taskvec.task_vector import TaskVector, load_task_vector, merge
 
 
 class AllEqualRatingsWarning(UserWarning):
@@ -105,7 +105,7 @@ class TaskSet:
 
     def merged(self, coef: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{key: theta_0[key] + sum_t coef[key][t] * tau_t[key]}`` (differentiable in ``coef``)."""
-        return {k: self.base[k] + torch.tensordot(coef[k], self.taus[k], dims=1) for k in self.keys}
+        return merge(self.base, self.taus, coef, self.keys)
 
     def scores(self, feats: torch.Tensor, params: dict[str, torch.Tensor], batch_size: int = 256) -> torch.Tensor:
         """Normalised scores of trunk features under merged ``params`` (no grad)."""
@@ -253,7 +253,7 @@ def fit_fast(
         if cache is None:
             x = feats if idx is None else feats[idx]
             return functional_call(ts.model, ts.merged(coef), (x,), {"stage": "trunk"})
-        rest = {k: ts.base[k] + torch.tensordot(coef[k], ts.taus[k], dims=1) for k in ts.keys if k != cache.key}
+        rest = merge(ts.base, ts.taus, coef, [k for k in ts.keys if k != cache.key])
         return functional_call(ts.model, rest, (cache.mix(coef[cache.key], idx),), {"stage": "first"})
 
     # None = all rows in one batch (an index would gather a copy of the whole per-user cache)

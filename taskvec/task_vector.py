@@ -1,6 +1,8 @@
 """Task vectors tau = theta_task - theta_0 (Ilharco et al., "Editing models with task arithmetic", 2023).
 
 :class:`TaskVector` is a small dict of tensors with ``+``, ``-``, unary ``-``, scalar ``*`` and ``apply_to``.
+:func:`merge` is the one implementation of theta_0 + sum_t alpha_t * tau_t: ``TaskVector.apply_to``, the merged
+weights of a :class:`taskvec.personalize.TaskSet` and the fast recipe's partly cached forward all go through it.
 Non-floating entries of a state dict (integer buffers such as BatchNorm's ``num_batches_tracked``) cannot be
 subtracted meaningfully; they are left out and listed in ``skipped``. ``only_changed=True`` also leaves out
 tensors fine-tuning did not touch (frozen trunk), which is what makes our task vectors compact.
@@ -13,11 +15,27 @@ theta_0 it will be applied to and refuses a mismatch with a clear error. Library
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+
+
+def merge(
+    base: dict[str, torch.Tensor],
+    taus: dict[str, torch.Tensor],
+    coef: dict[str, torch.Tensor],
+    keys: Iterable[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """``{key: base[key] + sum_t coef[key][t] * taus[key][t]}`` for ``keys`` (default: every key of ``taus``).
+
+    ``taus[key]`` stacks the T task vectors' tensors, (T, *shape); ``coef[key]`` is (T,). Differentiable in
+    ``coef`` (the recipes fit it by gradient); ``base`` is not modified.
+    """
+    keys = taus.keys() if keys is None else keys
+    return {k: base[k] + torch.tensordot(coef[k], taus[k], dims=1) for k in keys}
 
 
 class TaskVector:
@@ -61,11 +79,13 @@ class TaskVector:
     def apply_to(self, base: nn.Module | dict, scaling: float = 1.0) -> dict[str, torch.Tensor]:
         """theta_0 + scaling * tau as a new state dict (a module given as ``base`` is also updated in place)."""
         state = base.state_dict() if isinstance(base, nn.Module) else base
-        out = {k: v.clone() for k, v in state.items()}
-        for k, d in self.vector.items():
-            if k not in out:
-                raise KeyError(f"task vector tensor {k!r} is not in the model it is applied to")
-            out[k] = (out[k].float() + scaling * d.to(out[k].device).float()).to(out[k].dtype)
+        missing = [k for k in self.vector if k not in state]
+        if missing:
+            raise KeyError(f"task vector tensor {missing[0]!r} is not in the model it is applied to")
+        taus = {k: d.to(state[k].device).float()[None] for k, d in self.vector.items()}
+        coef = {k: torch.full((1,), float(scaling), device=t.device) for k, t in taus.items()}
+        merged = merge({k: state[k].float() for k in taus}, taus, coef)
+        out = {k: merged[k].to(v.dtype) if k in merged else v.clone() for k, v in state.items()}
         if isinstance(base, nn.Module):
             base.load_state_dict(out)
         return out

@@ -1,4 +1,5 @@
-"""taskvec: TaskVector arithmetic against direct state-dict computation, storage, head expected scores."""
+"""taskvec: TaskVector arithmetic against direct state-dict computation, the one merge function, storage, head
+expected scores."""
 
 import json
 
@@ -13,6 +14,7 @@ from taskvec.task_vector import (
     TaskVectorConfig,
     TaskVectorMismatchError,
     load_task_vector,
+    merge,
     save_task_vector,
 )
 
@@ -59,6 +61,24 @@ def test_only_changed_keeps_touched_tensors():
     assert set(tv.vector) == {"3.bias"}
     with pytest.raises(KeyError, match="nope"):
         TaskVector({"nope": torch.zeros(1)}).apply_to(base)
+
+
+def test_merge_is_theta0_plus_weighted_taus_differentiable_in_coef():
+    base, a, b = (_net(s).state_dict() for s in range(3))
+    ta, tb = (TaskVector.from_states(base, s) for s in (a, b))
+    keys = sorted(ta.vector)
+    taus = {k: torch.stack([ta.vector[k], tb.vector[k]]) for k in keys}
+    coef = {k: torch.tensor([0.3, -1.2], requires_grad=True) for k in keys}
+    got = merge(base, taus, coef)
+    want = (0.3 * ta + tb * -1.2).apply_to(base)  # apply_to itself goes through merge; check against the states
+    for k in keys:
+        direct = base[k] + 0.3 * (a[k] - base[k]) - 1.2 * (b[k] - base[k])
+        assert torch.allclose(got[k], direct, atol=1e-6) and torch.allclose(want[k], direct, atol=1e-6), k
+    sum(v.sum() for v in got.values()).backward()
+    for k in keys:  # d/dcoef_t of sum(theta) = sum(tau_t)
+        assert torch.allclose(coef[k].grad, taus[k].flatten(1).sum(1), atol=1e-4), k
+    assert set(merge(base, taus, coef, keys=keys[:1])) == {keys[0]}
+    assert all(torch.equal(base[k], _net(0).state_dict()[k]) for k in keys)  # base untouched
 
 
 def test_save_load_roundtrip_and_fingerprint_mismatch(tmp_path):
