@@ -255,13 +255,17 @@ class ScoringModel(nn.Module):
         cache: str | os.PathLike | None = None,
         batch_size: int = 32,
         progress: bool = False,
+        errors: dict[int, str] | None = None,
     ) -> torch.Tensor:
-        """Trunk outputs for image files (fp16, row i = paths[i]); cached in a safetensors file if ``cache``."""
+        """Trunk outputs for image files (fp16, row i = paths[i]); cached (content-keyed) in the folder ``cache``.
+
+        ``errors``: the per-image error policy of :func:`piaa.features.encode_images` (bad files: zero rows)."""
         from piaa.features import encode_images
 
         self.trunk.to(memory_format=torch.channels_last)
         enc = _TrunkEncoder(self)
-        out = encode_images(enc, paths, keep=("tokens",), batch_size=batch_size, cache=cache, progress=progress)
+        out = encode_images(enc, paths, keep=("tokens",), batch_size=batch_size, cache=cache, progress=progress,
+                            errors=errors)  # fmt: skip
         return out["tokens"]
 
     def fold_batchnorm(self) -> ScoringModel:

@@ -51,6 +51,7 @@ class UserConfig:
     fallback: bool = False
     scale: dict = field(default_factory=dict)  # the scale of the ratings it was fitted on (Scale.to_dict())
     profile: dict = field(default_factory=dict)  # what the user wrote about themselves, if given (Profile.to_dict())
+    skipped: dict = field(default_factory=dict)  # rated photos that could not be read: {path: reason}
 
 
 class PersonalizedUser:
@@ -129,31 +130,42 @@ class PersonalizedScorer:
 
     # ------------------------------------------------------------------ features
     def features(self, paths: Sequence[str | os.PathLike], cache: str | os.PathLike | None = None,
-                 progress: bool = False) -> torch.Tensor:  # fmt: skip
-        """Trunk outputs of image files (fp16), via the BN-folded channels-last trunk."""
+                 progress: bool = False, errors: dict[int, str] | None = None) -> torch.Tensor:  # fmt: skip
+        """Trunk outputs of image files (fp16), via the BN-folded channels-last trunk; ``errors``: per-image policy
+        of :func:`piaa.features.encode_images`."""
         if not self._folded:
             self.model.fold_batchnorm()
             self._folded = True
-        return self.model.trunk_features(paths, cache=cache, progress=progress)
+        return self.model.trunk_features(paths, cache=cache, progress=progress, errors=errors)
 
     # ------------------------------------------------------------------ users
     def personalize(self, user: str, support, scores, *, scale: Scale, recipe: str = "fast",
-                    profile: Profile | None = None, **kwargs) -> PersonalizedUser:  # fmt: skip
+                    profile: Profile | None = None, on_error: str = "skip", **kwargs) -> PersonalizedUser:  # fmt: skip
         """Fit alpha on a support set rated on ``scale``: ``support`` is a list of image paths or a tensor of trunk
         features. Ratings off the scale or its step, non-numeric, NaN or conflicting duplicates are refused
-        (:func:`piaa.schema.validate_ratings`); an image that cannot be decoded is refused naming the file."""
+        (:func:`piaa.schema.validate_ratings`). A rated photo that cannot be decoded is left out with a warning
+        naming it (``on_error="skip"``) or raises (``"raise"``); the user's ``config.skipped`` lists them."""
+        import warnings
+
+        from piaa.scoring import check_on_error
+
         names = [f"support[{i}]" for i in range(len(support))] if isinstance(support, torch.Tensor) else support
         images, y = validate_ratings(names, scores, scale, source=f"ratings of {user!r}")
-        if isinstance(support, torch.Tensor):
-            feats = support
-        else:
-            feats = self.features(images)
+        errors: dict[int, str] | None = {} if check_on_error(on_error) == "skip" else None
+        feats = support if isinstance(support, torch.Tensor) else self.features(images, errors=errors)
+        skipped = {str(images[i]): why for i, why in (errors or {}).items()}
+        if errors:
+            keep = [i for i in range(len(images)) if i not in errors]
+            feats, y = feats[keep], y[keep]
+            warnings.warn(f"{len(errors)} rated photo(s) could not be read and were left out: "
+                          + "; ".join(skipped.values()), stacklevel=2)  # fmt: skip
         res: FitResult = create_recipe(recipe)(self.ts, feats, y, scale_range=scale.range, **kwargs)
         cfg = UserConfig(user=str(user), recipe=recipe, tasks=list(res.tasks), groups=res.groups,
                          base_fingerprint=self._fp, task_vectors=self.source,
                          backbone=self.model.config.to_dict(), k=len(feats), seconds=res.seconds,
                          init_srocc=[float(x) for x in res.init_srocc], fallback=res.fallback,
-                         scale=scale.to_dict(), profile=profile.to_dict() if profile else {})  # fmt: skip
+                         scale=scale.to_dict(), profile=profile.to_dict() if profile else {},
+                         skipped=skipped)  # fmt: skip
         return PersonalizedUser(res.alpha, cfg)
 
     def merged_params(self, user: PersonalizedUser) -> dict[str, torch.Tensor]:
