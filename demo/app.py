@@ -34,12 +34,19 @@ def build_app(service: DemoService):
     import gradio as gr
 
     def do_rank(taste: str, age: str, gender: str, photo_exp: str, files, state: dict):
-        paths = [str(f) for f in (files or [])] or [str(p) for p in service.sample_photos()]
+        uploads = [str(f) for f in (files or [])]
+        paths = uploads or [str(p) for p in service.sample_photos()]
         profile = service.make_profile(taste, age=age, gender=gender, photography_experience=photo_exp)
-        scores = service.zero_shot(profile, paths)
+        paths, scores, rejected = service.rank(profile, paths)
+        refused = "".join(f"\n* {name}: {why}" for name, why in rejected.items())
+        if not paths:
+            msg = "None of your files could be read as a photo, so nothing was ranked:" + refused
+            return [], [], msg, state
         state = {"paths": paths, "zero_shot": scores.tolist(), "profile": profile.to_dict()}
         table = [[Path(p).name, None] for p in paths]
         note = f"Ranked {len(paths)} photos from your description alone (zero-shot, 1–5 scale)."
+        if refused:
+            note += f"\n\nSkipped {len(rejected)} file(s) that could not be read:" + refused
         read = service.read_taste(profile)
         if read:
             note += "\n\nWhat I read in your words:\n" + "\n".join(f"* {line}" for line in read)

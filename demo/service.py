@@ -88,9 +88,16 @@ class DemoService:
         return self._taskvec
 
     def zero_shot(self, profile: Profile, paths: Sequence[str | Path]) -> np.ndarray:
-        """Predicted score (1-5) of every photo for the user described by ``profile``."""
+        """Predicted score (1-5) of every photo for the user described by ``profile`` (all must be readable)."""
         return np.asarray(self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE,
                                              on_error="raise").scores)  # fmt: skip
+
+    def rank(self, profile: Profile, paths: Sequence[str | Path]) -> tuple[list[str], np.ndarray, dict[str, str]]:
+        """Zero-shot scores of the readable photos: ``(kept paths, their 1-5 scores, {rejected file: reason})``."""
+        res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="skip")
+        kept = [str(p) for i, p in enumerate(paths) if i not in res.errors]
+        rejected = {Path(paths[i]).name: why.split(": ", 1)[-1] for i, why in res.errors.items()}
+        return kept, res.scores[res.ok], rejected
 
     def read_taste(self, profile: Profile) -> list[str]:
         """What the zero-shot model read from the free text, one line per clause (empty if it reads no text)."""

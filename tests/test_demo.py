@@ -115,3 +115,12 @@ def test_app_end_to_end_over_http(service):
         assert "must be a number" in bad  # a clear message in the page, no traceback
     finally:
         app.close()
+
+
+def test_bad_uploads_are_listed_and_the_rest_ranked(service, tmp_path):
+    good = [str(p) for p in sample_photos(tmp_path / "s", n=3)]
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 not a photo")
+    paths, scores, rejected = service.rank(make_profile("I like calm photos"), [good[0], str(tmp_path / "report.pdf"),
+                                                                            *good[1:]])  # fmt: skip
+    assert paths == good and len(scores) == 3 and np.all((scores >= 1) & (scores <= 5))
+    assert list(rejected) == ["report.pdf"] and rejected["report.pdf"]
