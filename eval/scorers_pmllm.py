@@ -9,7 +9,8 @@ the prompt-only baseline (registered in ``eval.scorers.SCORERS``).
 on: the checkpoint records the user ids it was trained on (its model card says which world and fold), and a fold
 whose held-out users include any of them is skipped with the reason. To evaluate other folds, train one checkpoint
 per fold (``python -m pmllm.train ... --fold K --out DIR``) and pass ``checkpoint=DIR``.
-Frozen visual tokens are memoized per image path within the process.
+Frozen visual tokens are memoized per image path within the process, and so is each user's score of each image
+(zero-shot: the same in every episode), shared by every scorer on the same checkpoint.
 
 Library module, no entry point (see ``python -m eval.run``).
 """
@@ -27,6 +28,8 @@ from eval.api import Benchmark, FoldNotSupported, Scorer, UserTask
 from piaa.schema import DEMOGRAPHIC_FIELDS, LAPIS_FIELDS, PARA_FIELDS, Profile
 
 _MODELS: dict[str, object] = {}
+_TOKENS: dict[tuple[str, str], object] = {}  # (vision encoder, image path) -> frozen visual tokens (fp16)
+_PREDICTIONS: dict[tuple[str, str, str], dict[str, float]] = {}  # (checkpoint, profile, scale) -> {path: score}
 
 
 def load_pmllm(checkpoint: str | os.PathLike | None = None):
@@ -62,7 +65,6 @@ class PMLLMScorer(Scorer):
         self.checkpoint = checkpoint or DEFAULT_CHECKPOINT
         self.batch_size = batch_size
         self.model = None
-        self._tokens: dict[str, object] = {}
 
     def fit(self, benchmark: Benchmark, train_users: list[str]) -> None:
         self.model = load_pmllm(self.checkpoint)
@@ -84,24 +86,33 @@ class PMLLMScorer(Scorer):
     def profile(self, profile: Profile) -> Profile:
         return profile if self.keep is None else profile.subset(self.keep)
 
-    def _visual(self, task: UserTask):
+    def _visual(self, images: list[Path]):
+        """Frozen visual tokens of ``images``, memoized per (vision encoder, path) for the whole process."""
         import torch
 
-        missing = [im for im in task.query_images if str(task.path(im)) not in self._tokens]
+        vision = self.model.config.vision
+        missing = [p for p in images if (vision, str(p)) not in _TOKENS]
         if missing:
-            tokens = self.model.visual_tokens([task.path(im) for im in missing], self.batch_size)
-            for im, t in zip(missing, tokens.half()):
-                self._tokens[str(task.path(im))] = t
-        return torch.stack([self._tokens[str(task.path(im))] for im in task.query_images]).float()
+            for p, t in zip(missing, self.model.visual_tokens(missing, self.batch_size).half()):
+                _TOKENS[(vision, str(p))] = t
+        return torch.stack([_TOKENS[(vision, str(p))] for p in images]).float()
 
     def predict(self, task: UserTask) -> np.ndarray:
+        """Scores of the query images. A user's score of an image does not depend on the episode (zero-shot), so
+        it is computed once per (checkpoint, profile, scale, image) and reused by every shot count and repeat,
+        and by every scorer built on the same checkpoint (``ensemble``)."""
         if self.model is None:
             raise RuntimeError(f"{self.name}: call fit(benchmark, train_users) before predict")
-        if not task.query_images:
-            return np.empty(0)
-        out = self.model.score_tokens(self.profile(task.profile), self._visual(task), scale=task.scale,
-                                      batch_size=self.batch_size)  # fmt: skip
-        return out.scores
+        profile = self.profile(task.profile)
+        key = (str(Path(self.checkpoint).resolve()), json.dumps(profile.to_dict(), sort_keys=True),
+               json.dumps(task.scale.to_dict()))  # fmt: skip
+        memo = _PREDICTIONS.setdefault(key, {})
+        paths = [task.path(im) for im in task.query_images]
+        missing = list(dict.fromkeys(p for p in paths if str(p) not in memo))
+        if missing:
+            out = self.model.score_tokens(profile, self._visual(missing), scale=task.scale, batch_size=self.batch_size)
+            memo.update(zip(map(str, missing), out.scores))
+        return np.array([memo[str(p)] for p in paths], dtype=np.float64)
 
 
 class PMLLMStructuredScorer(PMLLMScorer):
