@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine (Python 3.10+, no GPU needed):
 #   make demo   - set up .venv, then run the main job (the app on the embedded default models)
 #   make test   - set up .venv, then run the default test suite
-# Other targets: make test-slow, make lint, make bench, make clean.
+# Other targets: make photos, make results, make test-slow, make lint, make bench, make clean.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -38,8 +38,15 @@ photos: $(STAMP)  ## the real photo pool (Debian packages via apt-get download) 
 worlds/sim-quick/world.json: | $(STAMP)
 	$(BIN)/python -m eval.sim --out worlds/sim-quick --quick
 
+worlds/sim/world.json: | $(STAMP)
+	$(BIN)/python -m eval.sim --out worlds/sim
+
+.PHONY: results
+results: $(STAMP) worlds/sim/world.json  ## the README's simulated results table, from eval.run alone (~1 h on 2 cores)
+	$(BIN)/python -m eval.results --root worlds/sim --seed 0
+
 bench: $(STAMP) worlds/sim-quick/world.json
-	$(BIN)/python -m taskvec.bench --world worlds/sim-quick --users-per-fold 4 --ref-users 1 --ref-shots 100
+	$(BIN)/python -m taskvec.bench --world worlds/sim-quick --users 8 --ref-users 2
 	$(BIN)/python -m pmllm.bench --n 64 --images worlds/sim-quick/images
 
 lint: $(STAMP)

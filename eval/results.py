@@ -1,0 +1,136 @@
+"""``make results``: regenerate the README's simulated results table from ``eval.run`` alone.
+
+    python -m eval.results --root worlds/sim --seed 0          # runs eval.run twice, rewrites the README block
+    python -m eval.results --root worlds/sim --no-run          # re-render from the results already in --out
+
+Two ``eval.run`` runs on fold 0 of the world, **all** its test users:
+
+* ``main`` - every product scorer (pmllm and its coarse-profile ablations, taskvec, ensemble) and the baselines
+  (random, population-mean, support-residual, oracle) at shots 0 / 10 / 100, ``--repeats`` repeats (default 3);
+* ``yun2024`` - the reference task-vector recipe beside the fast one on the first ``--ref-users`` test users
+  (it takes ~15 s per fit on CPU), shots 10 / 100, one repeat.
+
+The table is mean per-user SROCC with the 95% CI over users; the paired differences are those the README's claims
+rest on (per user, same episodes; mean ± SE over users), computed from the runs' per-user records with
+``eval.metrics.paired_differences``. The block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in
+the README is replaced by exactly what this prints. Numbers are SIMULATED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from eval.metrics import UserScore, paired_differences
+
+MAIN = ["random", "population-mean", "support-residual", "oracle", "pmllm", "pmllm-structured", "pmllm-text",
+        "pmllm-empty", "taskvec", "ensemble"]  # fmt: skip
+CLAIMS = [  # (method, reference, shots): the comparisons the README states
+    *[("ensemble", ref, k) for k in (10, 100) for ref in ("pmllm", "taskvec", "support-residual", "population-mean")],
+    ("taskvec", "population-mean", 10), ("taskvec", "population-mean", 100),
+    ("pmllm", "population-mean", 0), ("pmllm-text", "pmllm-empty", 0), ("pmllm-empty", "population-mean", 0),
+    ("support-residual", "population-mean", 100), ("taskvec", "taskvec-yun2024", 100),
+]  # fmt: skip
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def run_args(args: argparse.Namespace) -> dict[str, list[str]]:
+    common = ["--benchmark", "sim", "--root", args.root, "--folds", "0", "--seed", str(args.seed), "--no-progress"]
+    return {
+        "main": [*common, "--scorers", ",".join(MAIN), "--shots", "0,10,100", "--repeats", str(args.repeats),
+                 "--reference", "population-mean", "--out", str(Path(args.out) / "main")],
+        "yun2024": [*common, "--scorers", "taskvec,taskvec-yun2024", "--shots", "10,100", "--repeats", "1",
+                    "--max-users", str(args.ref_users), "--reference", "taskvec-yun2024",
+                    "--out", str(Path(args.out) / "yun2024")],
+    }  # fmt: skip
+
+
+def _records(results: dict) -> list[UserScore]:
+    nan = float("nan")
+    return [UserScore(**{**r, "srocc": nan if r["srocc"] is None else r["srocc"],
+                         "plcc": nan if r["plcc"] is None else r["plcc"]}) for r in results["per_user"]]  # fmt: skip
+
+
+def render(main: dict, ref: dict, commands: dict[str, str], seconds: dict[str, float]) -> str:
+    """The README block: the table, the paired differences and how they were made."""
+    aggs = {(a["method"], a["shots"]): a["srocc"] for a in main["aggregates"]}
+    shots = sorted({k for _, k in aggs})
+    n_users = max(a["n_users"] for a in aggs.values())
+    lines = [f"Simulated world `{Path(main['config']['root']).name}` (seed {main['config']['seed']}), fold 0, "
+             f"{n_users} held-out test users, {main['config']['repeats']} repeats per few-shot user; mean per-user "
+             "SROCC [95% CI over users]. **Simulated raters, not real data.**", "",
+             "| scorer | " + " | ".join("zero-shot" if k == 0 else f"{k}-shot" for k in shots) + " |",
+             "|---|" + "---|" * len(shots)]  # fmt: skip
+    for m in MAIN:
+        cells = []
+        for k in shots:
+            a = aggs.get((m, k))
+            cells.append("—" if a is None else f"{a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    ref_aggs = {(a["method"], a["shots"]): a["srocc"] for a in ref["aggregates"]}
+    for m in ("taskvec", "taskvec-yun2024"):
+        cells = [f"{ref_aggs[(m, k)]['mean']:.3f} ({ref_aggs[(m, k)]['n_users']} users)" if (m, k) in ref_aggs
+                 else "—" for k in shots]  # fmt: skip
+        lines.append(f"| {m} (reference subset) | " + " | ".join(cells) + " |")
+    records = {"main": _records(main), "yun2024": _records(ref)}
+    lines += ["", "Paired per-user differences (same users and episodes; mean ± SE over users, users better):", "",
+              "| claim | shots | difference | users better |", "|---|---|---|---|"]  # fmt: skip
+    for method, reference, k in CLAIMS:
+        recs = records["yun2024" if reference == "taskvec-yun2024" else "main"]
+        rows = [d for d in paired_differences(recs, reference) if d["method"] == method and d["shots"] == k]
+        if rows:
+            d = rows[0]
+            lines.append(f"| {method} − {reference} | {k} | {d['mean_diff']:+.4f} ± {d['se']:.4f} | "
+                         f"{d['n_better']}/{d['n_users']} |")  # fmt: skip
+    lines += ["", "Made by `make results` (`python -m eval.results`), which ran:", ""]
+    lines += [f"* `{commands[name]}` ({seconds.get(name, float('nan')) / 60:.0f} min)" for name in ("main", "yun2024")]
+    return "\n".join(lines)
+
+
+def write_readme(readme: Path, block: str) -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme}: no {START} ... {END} block to replace")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval.results", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--root", default="worlds/sim", help="the simulated world folder")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--ref-users", type=int, default=6, help="test users the slow reference recipe runs on")
+    ap.add_argument("--out", default="results/sim", help="where the two runs' results go (committed)")
+    ap.add_argument("--readme", default="README.md")
+    ap.add_argument("--no-run", action="store_true", help="only re-render from the results in --out")
+    args = ap.parse_args(argv)
+    from eval.run import main as run_main
+
+    runs = run_args(args)
+    seconds: dict[str, float] = {}
+    timing = Path(args.out) / "seconds.json"
+    if not args.no_run:
+        for name, argv_run in runs.items():
+            t0 = time.perf_counter()
+            if run_main(argv_run) != 0:
+                print(f"eval.results: the {name} run failed", file=sys.stderr)
+                return 2
+            seconds[name] = time.perf_counter() - t0
+        timing.write_text(json.dumps(seconds))
+    elif timing.is_file():
+        seconds = json.loads(timing.read_text())
+    loaded = {n: json.loads((Path(args.out) / n / "results.json").read_text()) for n in runs}
+    commands = {n: "python -m eval.run " + " ".join(a) for n, a in runs.items()}
+    block = render(loaded["main"], loaded["yun2024"], commands, seconds)
+    print(block)
+    write_readme(Path(args.readme), block)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""eval.results: the README block is rendered from eval.run's results files and replaces only its own block."""
+
+import pytest
+
+from eval.results import END, START, main
+
+
+def test_renders_from_runs_and_rewrites_only_its_block(tmp_path):
+    from eval.run import main as run_main
+
+    out = tmp_path / "results"
+    common = ["--benchmark", "synthetic", "--root", str(tmp_path / "bench"), "--folds", "0", "--no-progress"]
+    assert run_main([*common, "--scorers", "random,population-mean,oracle,support-residual", "--shots", "0,10",
+                     "--repeats", "2", "--out", str(out / "main")]) == 0  # fmt: skip
+    assert run_main([*common, "--scorers", "random", "--shots", "10", "--out", str(out / "yun2024")]) == 0
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold table\n{END}\noutro\n")
+    assert main(["--root", str(tmp_path / "bench"), "--out", str(out), "--readme", str(readme), "--no-run"]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old table" not in text
+    assert "| population-mean |" in text and "support-residual − population-mean | 10 |" not in text
+    assert "Simulated raters, not real data" in text and "python -m eval.run --benchmark sim" in text
+    block = text.split(START)[1].split(END)[0]
+    assert "| oracle |" in block and "| pmllm | — | — |" in block  # not run here: shown as missing, not invented
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="no <!-- results:start -->"):
+        main(["--out", str(out), "--readme", str(readme), "--no-run"])
