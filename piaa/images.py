@@ -206,8 +206,3 @@ def load_image(
     finally:
         if isinstance(source, (str, os.PathLike)):
             stream.close()
-
-
-def is_image_file(path: str | os.PathLike) -> bool:
-    """Cheap extension check used when scanning folders (decoding still validates the content)."""
-    return Path(path).suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}

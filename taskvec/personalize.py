@@ -12,20 +12,19 @@ target 0.5 for tied ratings, scores ``s`` on the user's scale:
 * ``fast`` - the project's recipe: the same init and loss, but (1) one alpha per (module, task) ("block-wise", e.g.
   4 blocks instead of 7 tensors for EfficientNet-Lite0), (2) every pair of the support set every step (full
   batch), (3) L-BFGS with a strong-Wolfe line search for a fixed small budget (10 iterations) instead of 500
-  AdamW steps, with an L2 pull of alpha towards its init of weight 3 / k**1.5 (a fixed prior against a likelihood
-  that grows with k) so the line search cannot run off along the "spread the scores" direction the BT loss
-  rewards. The weight was chosen with ``python -m taskvec.tune`` on 16 simulated users disjoint from the
-  benchmark's users (the 7th-10th test users, by id, of each fold of the full sim world; the bench's paired
-  comparison uses the first 6), by mean SROCC on those users' own ratings outside their support set: at k=100,
-  0.003 among 0.01 (the former 1/k), 0.003, 0.001 and 0 (vs 0.01: +0.0065 +- 0.0026 SE, 0.001 +0.0069 +- 0.0041,
-  0 +0.0013 +- 0.0083; 0.003 for its smaller spread); but 0.3/k lost to 1/k at k=10 (-0.023 +- 0.016), while
-  3 / k**1.5 (= 0.003 at k=100) matched 1/k at k=10 (-0.0002 +- 0.0004) and k=30 (-0.0005 +- 0.0027). 20
-  instead of 10 iterations and per-tensor instead of block-wise alpha changed nothing on 2 tuning users (k=100),
-  so were kept. And
-  (4) cached frozen computation beyond the trunk: when the tail starts with a linear op (Lite0's 1x1 conv_head),
-  ``x @ (W0 + sum_t a_t tau_t) = x @ W0 + sum_t a_t (x @ tau_t)``, so the T+1 products are computed once per
-  user and each step only mixes them (exact, not an approximation). Above ``cache_max_images`` support images it
-  falls back to direct merged forwards on random all-pairs mini-batches.
+  AdamW steps, with an L2 pull of alpha towards its init of weight ``l2`` (default 3 / k**1.5: a fixed prior
+  against a likelihood that grows with k) so the line search cannot run off along the "spread the scores"
+  direction the BT loss rewards (how the weight was tuned, on users kept apart from the benchmark's:
+  ``taskvec/MODEL_CARD.md``), and (4) cached frozen computation beyond the trunk: when the tail starts with a
+  linear op (Lite0's 1x1 conv_head), ``x @ (W0 + sum_t a_t tau_t) = x @ W0 + sum_t a_t (x @ tau_t)``, so the T+1
+  products are computed once per user and each step only mixes them (exact, not an approximation). Above
+  ``cache_max_images`` support images it falls back to direct merged forwards on random all-pairs mini-batches.
+
+Use: ``create_recipe(name)(task_set, trunk_features, scores, scale_range=scale.range, **options)`` returns a
+:class:`FitResult` (``alpha`` per group and task; ``coefficients()`` per tensor, for :meth:`TaskSet.merged`).
+:meth:`taskvec.model.PersonalizedScorer.personalize` does this from image paths and a ``Scale`` (its ``**kwargs``
+are the options); ``python -m eval.run`` passes them as
+``--scorer-options '{"taskvec": {"recipe_kwargs": {"l2": 0.003}}}'``. Merging is :func:`taskvec.task_vector.merge`.
 
 Neither recipe looks at query ratings; there is no early stopping (fixed budgets). Edge cases: fewer than 2 support
 images, mismatched lengths or NaN/inf scores raise ``ValueError``; all-equal ratings carry no ranking signal, so
@@ -165,6 +164,12 @@ def bt_loss(sa: torch.Tensor, sb: torch.Tensor, ya: torch.Tensor, yb: torch.Tens
     return F.binary_cross_entropy_with_logits(sa - sb, target, weight=weight)
 
 
+def _setup(ts: TaskSet, feats: torch.Tensor, scores, blockwise: bool):
+    """What both recipes start from: the checked ratings (numpy, float32 tensor), float features, alpha groups."""
+    y_np = check_support(feats, scores)
+    return y_np, torch.tensor(y_np, dtype=torch.float32), feats.float(), default_groups(ts.keys, blockwise=blockwise)
+
+
 def _fallback(ts: TaskSet, groups, recipe: str, t0: float) -> FitResult:
     warnings.warn("support ratings are all equal (no ranking signal): using the prior (uniform) coefficients",
                   AllEqualRatingsWarning, stacklevel=3)  # fmt: skip
@@ -179,12 +184,9 @@ def fit_yun2024(
 ) -> FitResult:  # fmt: skip
     """Reference recipe (see module docstring). ``feats`` are cached trunk outputs of the support images."""
     t0 = time.perf_counter()
-    y_np = check_support(feats, scores)
-    groups = default_groups(ts.keys, blockwise=False)
+    y_np, y, feats, groups = _setup(ts, feats, scores, blockwise=False)
     if np.ptp(y_np) == 0:
         return _fallback(ts, groups, "yun2024", t0)
-    feats = feats.float()
-    y = torch.tensor(y_np, dtype=torch.float32)
     init = []
     for t in range(ts.num_tasks):
         onehot = {k: F.one_hot(torch.tensor(t), ts.num_tasks).float() for k in ts.keys}
@@ -237,12 +239,9 @@ def fit_fast(
 ) -> FitResult:  # fmt: skip
     """The fast recipe (see module docstring). ``feats`` are cached trunk outputs of the support images."""
     t0 = time.perf_counter()
-    y_np = check_support(feats, scores)
-    groups = default_groups(ts.keys, blockwise=blockwise)
+    y_np, y, feats, groups = _setup(ts, feats, scores, blockwise=blockwise)
     if np.ptp(y_np) == 0:
         return _fallback(ts, groups, "fast", t0)
-    feats = feats.float()
-    y = torch.tensor(y_np, dtype=torch.float32)
     l2 = 3.0 / len(y) ** 1.5 if l2 is None else float(l2)
     first = ts.model.tail.first_linear
     cache = _FirstLinearCache(ts, feats) if first and len(y) <= cache_max_images else None
