@@ -13,6 +13,7 @@ Library module, no entry point (see ``python -m eval.run``).
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 
 import numpy as np
@@ -25,7 +26,19 @@ class EnsembleScorer(Scorer):
     name = "ensemble"
     needs_support = True
 
-    def __init__(self, k0: float | None = None, min_split: int = 20, seed: int = 0, pmllm_checkpoint=None, **kw):
+    def __init__(
+        self,
+        k0: float | None = None,
+        min_split: int = 20,
+        seed: int = 0,
+        pmllm_checkpoint: str | os.PathLike | None = None,
+        taskvec_artifacts: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        progress: bool = True,
+    ):
+        """``k0``: a fixed k0 instead of the one chosen on the support set; ``pmllm_checkpoint`` (default: the
+        committed one) and ``taskvec_artifacts`` (default: the committed task vectors) are the two halves. An
+        unknown keyword (a misspelt ``--scorer-options`` entry) is a ``TypeError``, never ignored."""
         from eval.scorers_pmllm import PMLLMScorer
         from eval.scorers_taskvec import TaskVecScorer
 
@@ -33,7 +46,8 @@ class EnsembleScorer(Scorer):
         self.min_split = int(min_split)
         self.seed = int(seed)
         self.zero = PMLLMScorer(checkpoint=pmllm_checkpoint)
-        self.few = TaskVecScorer(recipe="fast", seed=seed, cache_dir=kw.get("cache_dir"))
+        self.few = TaskVecScorer(recipe="fast", artifacts=taskvec_artifacts, seed=seed, cache_dir=cache_dir,
+                                 progress=progress)  # fmt: skip
         self.chosen_k0: list[float] = []
 
     def fit(self, benchmark: Benchmark, train_users: list[str]) -> None:

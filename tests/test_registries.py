@@ -62,6 +62,13 @@ def test_a_broken_target_is_caught(monkeypatch, name, target):
         create_scorer("nope")
 
 
+def test_every_scorer_refuses_an_unknown_option():
+    context = {"seed": 0, "cache_dir": None, "quick": True, "out_dir": None, "progress": False}
+    for name in list_scorers():  # a misspelt --scorer-options entry is an error, never silently ignored
+        with pytest.raises(TypeError, match="no_such_option"):
+            create_scorer(name, context=context, no_such_option=1)
+
+
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     from eval.sim import build_world
