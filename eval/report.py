@@ -60,6 +60,13 @@ def variance_table(vd: dict) -> list[str]:
     return lines
 
 
+def method_shots_table(methods, shots, cell, first: str = "method") -> list[str]:
+    """Markdown lines of a methods x shot counts table; ``cell(method, shots)`` gives each cell's text."""
+    out = ["| " + first + " | " + " | ".join("zero-shot" if k == 0 else f"{k}-shot" for k in shots) + " |",
+           "|---|" + "---|" * len(shots)]  # fmt: skip
+    return out + [f"| {m} | " + " | ".join(cell(m, k) for k in shots) + " |" for m in methods]
+
+
 def markdown(results: dict) -> str:
     aggs = results["aggregates"]
     methods = list(dict.fromkeys(a["method"] for a in aggs))
@@ -82,15 +89,13 @@ def markdown(results: dict) -> str:
         "",
         "## Mean per-user SROCC" + (" (simulated)" if results.get("simulated") else ""),
         "",
-        "| method | " + " | ".join("zero-shot" if k == 0 else f"{k}-shot" for k in shots) + " |",
-        "|---|" + "---|" * len(shots),
     ]
-    for m in methods:
-        cells = []
-        for k in shots:
-            a = by.get((m, k))
-            cells.append("n/a" if a is None else f"{_fmt(a['srocc']['mean'])} ± {_fmt(a['srocc']['std'])}")
-        out.append(f"| {m} | " + " | ".join(cells) + " |")
+
+    def cell(m: str, k: int) -> str:
+        a = by.get((m, k))
+        return "n/a" if a is None else f"{_fmt(a['srocc']['mean'])} ± {_fmt(a['srocc']['std'])}"
+
+    out += method_shots_table(methods, shots, cell, first="method")
     out += ["", "## Details", "",
             "| method | shots | SROCC mean ± std | SROCC 95% CI | PLCC mean ± std | PLCC 95% CI | users | repeats | "
             "constant preds |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip

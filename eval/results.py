@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from eval.metrics import UserScore, paired_differences
+from eval.report import method_shots_table
 
 MAIN = ["random", "population-mean", "support-residual", "oracle", "pmllm", "pmllm-structured", "pmllm-text",
         "pmllm-empty", "taskvec", "ensemble"]  # fmt: skip
@@ -61,15 +62,13 @@ def render(main: dict, ref: dict, commands: dict[str, str], seconds: dict[str, f
     n_users = max(a["n_users"] for a in aggs.values())
     lines = [f"Simulated world `{Path(main['config']['root']).name}` (seed {main['config']['seed']}), fold 0, "
              f"{n_users} held-out test users, {main['config']['repeats']} repeats per few-shot user; mean per-user "
-             "SROCC [95% CI over users]. **Simulated raters, not real data.**", "",
-             "| scorer | " + " | ".join("zero-shot" if k == 0 else f"{k}-shot" for k in shots) + " |",
-             "|---|" + "---|" * len(shots)]  # fmt: skip
-    for m in MAIN:
-        cells = []
-        for k in shots:
-            a = aggs.get((m, k))
-            cells.append("—" if a is None else f"{a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+             "SROCC [95% CI over users]. **Simulated raters, not real data.**", ""]  # fmt: skip
+
+    def cell(m: str, k: int) -> str:
+        a = aggs.get((m, k))
+        return "—" if a is None else f"{a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]"
+
+    lines += method_shots_table(MAIN, shots, cell, first="scorer")
     ref_aggs = {(a["method"], a["shots"]): a["srocc"] for a in ref["aggregates"]}
     for m in ("taskvec", "taskvec-yun2024"):
         cells = [f"{ref_aggs[(m, k)]['mean']:.3f} ({ref_aggs[(m, k)]['n_users']} users)" if (m, k) in ref_aggs

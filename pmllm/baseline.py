@@ -20,7 +20,7 @@ import torch
 from piaa.data import imagenet_classes
 from piaa.schema import PARA_SCALE, Profile, Scale
 from pmllm.constants import level_token_ids
-from pmllm.model import ScoreOutput, cache_tensors, make_cache
+from pmllm.model import ScoreOutput, cache_tensors, make_cache, output_cache, with_cache
 from pmllm.profile import build_prompt
 from pmllm.readout import level_logits, readout
 
@@ -76,7 +76,7 @@ class PromptOnly:
         prompts = [build_prompt(self.tokenizer, profile, image_text=d) for d in unique]
         prefix = prompts[0].prefix
         ids = torch.tensor([prefix])
-        kv = cache_tensors(self.llm.get_decoder()(input_ids=ids, use_cache=True).past_key_values)
+        kv = cache_tensors(output_cache(self.llm.get_decoder()(input_ids=ids, use_cache=True)))
         groups: dict[int, list[int]] = defaultdict(list)
         for i, p in enumerate(prompts):
             groups[len(p.suffix)].append(i)
@@ -86,8 +86,8 @@ class PromptOnly:
                 part = idx[s : s + batch_size]
                 suffix = torch.tensor([prompts[i].suffix for i in part])
                 pos = torch.arange(len(prefix), len(prefix) + length).expand(len(part), length)
-                out = self.llm(input_ids=suffix, past_key_values=make_cache(kv, len(part)), position_ids=pos,
-                               use_cache=True, logits_to_keep=1)  # fmt: skip
+                out = self.llm(input_ids=suffix, position_ids=pos, use_cache=True, logits_to_keep=1,
+                               **with_cache(self.llm, make_cache(kv, len(part))))  # fmt: skip
                 logits[part] = level_logits(out.logits[:, -1], self.level_ids).float().cpu()
         where = {d: i for i, d in enumerate(unique)}
         scores, probs = readout(logits[[where[d] for d in descriptions]], scale)

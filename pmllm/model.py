@@ -117,6 +117,21 @@ def cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return list(zip(cache.key_cache, cache.value_cache))  # older transformers
 
 
+def with_cache(module: nn.Module, cache) -> dict:
+    """The keyword a transformers model takes its KV cache by: ``cache`` (transformers >= 5.x, where
+    ``past_key_values`` is deprecated) or ``past_key_values`` (older releases)."""
+    import inspect
+
+    params = inspect.signature(module.forward).parameters
+    return {"cache" if "cache" in params else "past_key_values": cache}
+
+
+def output_cache(out):
+    """The KV cache a forward returned (``out.cache``, or ``out.past_key_values`` on older transformers)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def make_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], batch: int):
     """A fresh DynamicCache holding ``kv`` expanded (views) over ``batch`` rows; the suffix appends to it."""
     from transformers import DynamicCache
@@ -274,7 +289,7 @@ class PMLLM(nn.Module):
         if self._head_kv is None or self._head_kv[0] != key or torch.is_grad_enabled():
             ids = torch.tensor([list(key)], device=self.device)
             out = self.llm.get_decoder()(input_ids=ids, use_cache=True)
-            kv = cache_tensors(out.past_key_values)
+            kv = cache_tensors(output_cache(out))
             if torch.is_grad_enabled():  # LoRA training: the head changes with the adapters, do not cache it
                 return n, kv
             self._head_kv = (key, kv)
@@ -290,8 +305,9 @@ class PMLLM(nn.Module):
         pos = torch.arange(n, len(prompt.prefix), device=self.device).unsqueeze(0)
         cache = make_cache(head, 1) if head is not None else None
         with self._context(_Ctx(span=(prompt.span[0] - n, prompt.span[1] - n))) as ctx:
-            out = self.llm.get_decoder()(input_ids=ids, position_ids=pos, past_key_values=cache, use_cache=True)
-        return PrefixState(cache_tensors(out.past_key_values), ctx.pooled, len(prompt.prefix))
+            decoder = self.llm.get_decoder()
+            out = decoder(input_ids=ids, position_ids=pos, use_cache=True, **with_cache(decoder, cache))
+        return PrefixState(cache_tensors(output_cache(out)), ctx.pooled, len(prompt.prefix))
 
     def prefix_state(self, prompt: PromptIds) -> PrefixState:
         """:meth:`encode_prefix` with an LRU cache (inference only: training and LoRA change the prefix)."""
@@ -326,7 +342,9 @@ class PMLLM(nn.Module):
             b = n if i >= first else 1
             cache.update(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), i)
         with self._context(_Ctx(visual=visual, pooled=state.pooled, fuse_from=0, expand_to=n)):
-            out = self.llm(input_ids=ids, past_key_values=cache, position_ids=pos, use_cache=True, logits_to_keep=1)
+            out = self.llm(
+                input_ids=ids, position_ids=pos, use_cache=True, logits_to_keep=1, **with_cache(self.llm, cache)
+            )
         return level_logits(out.logits[:, -1], self.level_ids)
 
     def level_logits_naive(self, prompt: PromptIds, tokens: torch.Tensor, *, with_pooled: bool = False):
