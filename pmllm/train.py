@@ -62,7 +62,8 @@ def visual_tokens_for(model: PMLLM, table: RatingsTable, images: list[str], cach
     from piaa.features import encode_images
 
     paths = [table.image_path(i) for i in images]
-    return encode_images(model.encoder, paths, keep=("tokens",), cache=cache_dir, batch_size=32)["tokens"]
+    encoder = model.inference_encoder()  # the fast frozen copy (same name, same tokens to 1e-4: caches stay valid)
+    return encode_images(encoder, paths, keep=("tokens",), cache=cache_dir, batch_size=32)["tokens"]
 
 
 def step_plan(table: RatingsTable, users: list[str], epochs: int, per_step: int, seed: int) -> list[tuple[str, list]]:
