@@ -1,31 +1,37 @@
 """What the demo does, without the UI: profile from the form, zero-shot ranking, personalization, sample photos.
 
-The Gradio layer (``demo.app``) only calls :class:`DemoService`; tests call it directly. Models load lazily on
-first use and stay in memory. Library module (run the app with ``python -m demo.app``).
+The models behind every session: :class:`DemoService` (shared by all sessions; each model used by one thread at a
+time). What a session does with them and the user store is :mod:`demo.session`; the Gradio layer (``demo.app``)
+only calls that. Models load lazily on first use (``warm()`` loads them up front) and stay in memory. Library
+module (run the app with ``python -m demo.app``).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from piaa.schema import PARA_SCALE, Profile
+from piaa.schema import PARA_SCALE, Profile, validate_ratings
 
 MAX_TEXT = 2000  # characters kept from the free-text box (pmllm applies its own token budget after this)
 
 
 def parse_ratings(table, names: Sequence[str]) -> dict[int, float]:
-    """Read the editable ratings table -> ``{photo index: rating}``; blank cells are skipped.
+    """Read the ratings table -> ``{photo index: rating}``; blank cells are skipped.
 
-    ``table`` is a pandas DataFrame or a list of ``[name, rating]`` rows. A rating must be a number in 1..5;
-    anything else raises ``ValueError`` naming the photo and the value.
+    ``table`` is a pandas DataFrame or a list of ``[name, rating]`` rows. The ratings are checked by
+    :func:`piaa.schema.validate_ratings` on the 1-5 step-0.5 scale (4.7, ``True``, "great", 7 or NaN-like text are
+    refused, naming the photo and the value); a name that is not one of ``names`` is refused too. Raises
+    ``ValueError`` (:class:`piaa.schema.SchemaError`) with a message for the page.
     """
     rows = table.values.tolist() if hasattr(table, "values") else list(table or [])
     index = {n: i for i, n in enumerate(names)}
-    out: dict[int, float] = {}
+    given: list[tuple[str, object]] = []
     for row in rows:
         if len(row) < 2:
             continue
@@ -34,16 +40,13 @@ def parse_ratings(table, names: Sequence[str]) -> dict[int, float]:
             continue
         if isinstance(value, float) and math.isnan(value):
             continue
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"rating for {name!r} must be a number from 1 to 5, got {value!r}") from None
-        if not (PARA_SCALE.min <= v <= PARA_SCALE.max) or math.isnan(v):
-            raise ValueError(f"rating for {name!r} must be between 1 and 5, got {v:g}")
         if name not in index:
-            raise ValueError(f"the table names a photo that is not loaded: {name!r}")
-        out[index[name]] = v
-    return out
+            raise ValueError(f"the table names a photo that is not one of yours: {name!r}")
+        given.append((name, value))
+    if not given:
+        return {}
+    shown, values = validate_ratings([n for n, _ in given], [v for _, v in given], PARA_SCALE, source="your ratings")
+    return {index[n]: float(v) for n, v in zip(shown, values)}
 
 
 def make_profile(text: str | None, **fields: str | None) -> Profile:
@@ -56,14 +59,29 @@ def make_profile(text: str | None, **fields: str | None) -> Profile:
     return Profile(text=clean, **kept)
 
 
+class Personalized(NamedTuple):
+    """What :meth:`DemoService.personalize` returns."""
+
+    scores: np.ndarray  # blended order shown on the 1-5 values of the zero-shot scores
+    info: str  # one line for the page
+    user: object | None  # the fitted taskvec.model.PersonalizedUser (None when the ratings say nothing)
+
+
+MAX_CACHED_FEATURES = 4096
+
+
 class DemoService:
-    """Zero-shot ranking (pmllm) and personalization (taskvec + the ensembler) for one demo session."""
+    """Zero-shot ranking (pmllm) and personalization (taskvec + the ensembler), shared by every demo session.
+
+    Models load lazily on first use (or all at once with :meth:`warm`) and stay in memory; each model is used by
+    one thread at a time."""
 
     def __init__(self, pmllm_dir: str | Path | None = None, taskvec_dir: str | Path | None = None):
         self.pmllm_dir, self.taskvec_dir = pmllm_dir, taskvec_dir
         self._pmllm = None
         self._taskvec = None
-        self._feats: dict[str, object] = {}  # image path -> taskvec trunk features
+        self._feats: dict[str, object] = {}  # image path (content-addressed in the store) -> trunk features
+        self._pmllm_lock, self._taskvec_lock = threading.RLock(), threading.RLock()
 
     make_profile = staticmethod(make_profile)
 
@@ -74,73 +92,97 @@ class DemoService:
         return sample_photos()
 
     def pmllm(self):
-        if self._pmllm is None:
-            from pmllm.model import PMLLM
+        with self._pmllm_lock:
+            if self._pmllm is None:
+                from pmllm.model import PMLLM
 
-            self._pmllm = PMLLM.from_pretrained(self.pmllm_dir)
-        return self._pmllm
+                self._pmllm = PMLLM.from_pretrained(self.pmllm_dir)
+            return self._pmllm
 
     def taskvec(self):
-        if self._taskvec is None:
-            from taskvec.model import PersonalizedScorer
+        with self._taskvec_lock:
+            if self._taskvec is None:
+                from taskvec.model import PersonalizedScorer
 
-            self._taskvec = PersonalizedScorer.from_pretrained(self.taskvec_dir)
-        return self._taskvec
+                self._taskvec = PersonalizedScorer.from_pretrained(self.taskvec_dir)
+            return self._taskvec
+
+    def warm(self) -> float:
+        """Load both models and run each once on one sample photo (so the first user does not wait); seconds."""
+        import time
+
+        t0 = time.perf_counter()
+        photo = self.sample_photos()[:1]
+        self.rank(self.make_profile("I like calm, colourful photos."), photo)
+        self._features(photo)
+        return time.perf_counter() - t0
 
     def zero_shot(self, profile: Profile, paths: Sequence[str | Path]) -> np.ndarray:
         """Predicted score (1-5) of every photo for the user described by ``profile`` (all must be readable)."""
-        return np.asarray(self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE,
-                                             on_error="raise").scores)  # fmt: skip
+        with self._pmllm_lock:
+            res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="raise")
+        return np.asarray(res.scores)
 
     def rank(self, profile: Profile, paths: Sequence[str | Path]) -> tuple[list[str], np.ndarray, dict[str, str]]:
         """Zero-shot scores of the readable photos: ``(kept paths, their 1-5 scores, {rejected file: reason})``."""
-        res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="skip")
+        with self._pmllm_lock:
+            res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="skip")
+            if profile.text:  # the free-text reader loads on first use: keep it with the ranking (warm() too)
+                self.read_taste(profile)
         kept = [str(p) for i, p in enumerate(paths) if i not in res.errors]
         rejected = {Path(paths[i]).name: why.split(": ", 1)[-1] for i, why in res.errors.items()}
         return kept, res.scores[res.ok], rejected
 
     def read_taste(self, profile: Profile) -> list[str]:
         """What the zero-shot model read from the free text, one line per clause (empty if it reads no text)."""
-        model = self.pmllm()
-        if model.config.personal_input != "fields+text" or not profile.text:
-            return []
-        return model.reader.read(model.prompt_text(profile)).summary()
+        with self._pmllm_lock:
+            model = self.pmllm()
+            if model.config.personal_input != "fields+text" or not profile.text:
+                return []
+            return model.reader.read(model.prompt_text(profile)).summary()
 
     def _features(self, paths: Sequence[str | Path]):
         import torch
 
-        missing = [str(p) for p in paths if str(p) not in self._feats]
-        if missing:
-            for p, f in zip(missing, self.taskvec().features(missing)):
-                self._feats[p] = f
-        return torch.stack([self._feats[str(p)] for p in paths])
+        with self._taskvec_lock:
+            missing = [str(p) for p in paths if str(p) not in self._feats]
+            if missing:
+                if len(self._feats) + len(missing) > MAX_CACHED_FEATURES:
+                    self._feats.clear()
+                for p, f in zip(missing, self.taskvec().features(missing)):
+                    self._feats[p] = f
+            return torch.stack([self._feats[str(p)] for p in paths])
+
+    def fit(self, paths: Sequence[str | Path], rated: dict[int, float], name: str = "demo-user",
+            profile: Profile | None = None):  # fmt: skip
+        """taskvec: the user's merging coefficients fitted on ``rated`` ({photo index: 1-5}); (user, all scores)."""
+        idx = sorted(rated)
+        feats = self._features(paths)
+        y = np.array([rated[i] for i in idx], dtype=np.float64)
+        with self._taskvec_lock:
+            tv = self.taskvec()
+            user = tv.personalize(name, feats[idx], y, scale=PARA_SCALE, recipe="fast", profile=profile)
+            return user, tv.score_features(feats, user)
 
     def few_shot(self, paths: Sequence[str | Path], rated: dict[int, float]) -> tuple[np.ndarray, float]:
         """taskvec: fit merging coefficients on ``rated`` ({photo index: 1-5}); (scores of all photos, fit seconds)."""
-        idx = sorted(rated)
-        tv = self.taskvec()
-        feats = self._features(paths)
-        y = np.array([rated[i] for i in idx], dtype=np.float64)
-        user = tv.personalize("demo-user", feats[idx], y, scale=PARA_SCALE, recipe="fast")
-        return tv.score_features(feats, user), float(user.config.seconds)
+        user, scores = self.fit(paths, rated)
+        return scores, float(user.config.seconds)
 
-    def personalize(
-        self, paths: Sequence[str | Path], rated: dict[int, float], zero_shot: np.ndarray
-    ) -> tuple[np.ndarray, str]:
+    def personalize(self, paths: Sequence[str | Path], rated: dict[int, float], zero_shot: np.ndarray,
+                    name: str = "demo-user", profile: Profile | None = None) -> Personalized:  # fmt: skip
         """Fit the user's task-vector coefficients on ``rated`` ({photo index: 1-5}), blend with ``zero_shot``.
 
-        Returns (blended score per photo on 1-5 for display, a one-line explanation).
+        Returns (blended score per photo on 1-5 for display, a one-line explanation, the fitted user).
         """
         from eval.ensemble import DEFAULT_K0, blend, blend_weight
 
         idx = sorted(rated)
         y = np.array([rated[i] for i in idx], dtype=np.float64)
         if np.ptp(y) == 0:
-            return (
-                zero_shot,
-                "All your ratings are equal, so they say nothing about order: kept the zero-shot ranking.",
-            )
-        few, seconds = self.few_shot(paths, rated)
+            note = "All your ratings are equal, so they say nothing about order: kept the zero-shot ranking."
+            return Personalized(np.asarray(zero_shot, dtype=np.float64), note, None)
+        user, few = self.fit(paths, rated, name=name, profile=profile)
         z = blend(zero_shot, few, k=len(idx), k0=DEFAULT_K0)
         # show the blended order on the familiar 1-5 range: the zero-shot scores, re-assigned by blended rank
         display = np.empty(len(z))
@@ -148,9 +190,9 @@ class DemoService:
         w = blend_weight(len(idx), DEFAULT_K0)
         info = (
             f"Personalized with {len(idx)} rating(s): {100 * w:.0f}% weight on your ratings (task vectors), "
-            f"{100 * (1 - w):.0f}% on your description. Fit took {seconds:.2f} s."
+            f"{100 * (1 - w):.0f}% on your description. Fit took {user.config.seconds:.2f} s."
         )
-        return display, info
+        return Personalized(display, info, user)
 
 
 def rank_order(scores: Sequence[float]) -> np.ndarray:

@@ -20,15 +20,18 @@ def test_parse_ratings_reads_numbers_and_skips_blanks():
 
 
 @pytest.mark.parametrize(
-    ("value", "message"), [("great", "b.jpg.*number"), (7, "b.jpg.*between 1 and 5"), (0.5, "between 1 and 5")]
-)
+    ("value", "message"),
+    [("great", "b.jpg'.*'great' is not a number"), (7, "b.jpg'.*7 is outside the scale"),
+     (0.5, "outside the scale"), (4.7, "b.jpg'.*4.7 is not on the scale's step 0.5"),
+     (True, "b.jpg'.*True is a boolean")],
+)  # fmt: skip
 def test_parse_ratings_rejects_bad_values_naming_the_photo(value, message):
     with pytest.raises(ValueError, match=message):
         parse_ratings([["b.jpg", value]], ["a.jpg", "b.jpg"])
 
 
 def test_parse_ratings_rejects_unknown_photo():
-    with pytest.raises(ValueError, match="not loaded"):
+    with pytest.raises(ValueError, match="not one of yours"):
         parse_ratings([["zzz.jpg", 3]], ["a.jpg"])
 
 
@@ -78,41 +81,49 @@ def test_service_zero_shot_and_personalize(service, tmp_path):
     rated = {i: float(scaled[i]) for i in range(8)}
     few, seconds = service.few_shot(paths, rated)
     assert spearmanr(few, bright)[0] > 0.3 and seconds < 30
-    blended, info = service.personalize(paths, rated, s_dark)
+    blended, info, user = service.personalize(paths, rated, s_dark)
+    assert user.config.k == 8 and np.asarray(user.alpha).shape[1] == len(user.config.tasks)
     assert blended.shape == (12,) and "8 rating" in info
     assert spearmanr(blended, blend(s_dark, few, k=8))[0] == pytest.approx(1.0)  # the ensembler's order, shown
     assert sorted(blended) == pytest.approx(sorted(s_dark))  # on the familiar 1-5 values
-    same, note = service.personalize(paths, {0: 3.0, 1: 3.0}, s_warm)
-    assert np.array_equal(same, s_warm) and "equal" in note
+    same, note, nobody = service.personalize(paths, {0: 3.0, 1: 3.0}, s_warm)
+    assert np.array_equal(same, s_warm) and "equal" in note and nobody is None
 
 
-def test_app_end_to_end_over_http(service):
-    """Launch the real app on a free loopback port and drive it like the browser does: rank, rate, personalize."""
+def free_port() -> int:
     import socket
-
-    from gradio_client import Client
-
-    from demo.app import build_app, launch_options
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = build_app(service)
-    app.launch(prevent_thread_lock=True, quiet=True, **launch_options("127.0.0.1", port))
+        return sock.getsockname()[1]
+
+
+def test_app_end_to_end_over_http(service, tmp_path):
+    """Launch the real app on a free loopback port and drive it like the browser does: rank, rate, personalize."""
+    from gradio_client import Client
+
+    from demo.app import serve
+    from demo.store import UserStore
+
+    port = free_port()
+    app = serve(service, UserStore(tmp_path / "users.sqlite3"), "127.0.0.1", port, warm=False, block=False)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        gallery, table, note = client.predict("I love bright colourful food photos", "", "", "", None, fn_index=0)[:3]
+        out = client.predict("Ada", "I love bright colourful food photos", "", "", "", None, api_name="/rank")
+        gallery, table, note = out[5:8]
         n = len(service.sample_photos())
-        assert n >= 12 and len(gallery) == n and f"{n} photos" in note and gallery[0]["caption"].startswith("#1")
+        assert n >= 12 and len(gallery) == n and f"{n} photos" in note and gallery[0]["caption"].startswith("#1 ")
         assert "What I read in your words" in note and "likes '" in note  # the default checkpoint reads free text
         rows = table["data"]
+        assert [r[0] for r in rows] == [g["caption"].split(" · ")[0].split(" ", 1)[1] for g in gallery]
         for i, r in enumerate(rows[:6]):
             r[1] = [5, 1, 4, 2, 3, 1][i]
-        gallery2, info = client.predict({"headers": table["headers"], "data": rows}, fn_index=1)[:2]
-        assert len(gallery2) == n and "6 rating" in info
+        out = client.predict({"headers": table["headers"], "data": rows}, api_name="/personalize")
+        gallery2, info = out[5], out[7]
+        assert len(gallery2) == n and "6 rating" in info and "photos moved" in info
         rows[0][1] = "great"
-        _, bad = client.predict({"headers": table["headers"], "data": rows}, fn_index=1)[:2]
-        assert "must be a number" in bad  # a clear message in the page, no traceback
+        bad = client.predict({"headers": table["headers"], "data": rows}, api_name="/personalize")[7]
+        assert "is not a number" in bad and "Traceback" not in bad  # a clear message in the page
     finally:
         app.close()
 
