@@ -86,7 +86,9 @@ def load_benchmark(name: str, root: str | Path | None = None, *, quick: bool = F
         raise BenchmarkNotAvailableError(f"{name}: cannot read the dataset under {root}: {err}") from None
     if not benchmark.folds:
         raise BenchmarkNotAvailableError(f"{name}: the reader returned no user folds")
-    return benchmark, {"citation": DATASETS[name].title}
+    meta = benchmark.meta or {}
+    return benchmark, {"citation": DATASETS[name].title, "fold_source": meta.get("fold_source"),
+                       "read_report": meta.get("read_report")}  # fmt: skip
 
 
 def world_changed(info: dict) -> bool:

@@ -79,6 +79,11 @@ def markdown(results: dict) -> str:
                 "results on real raters.", ""]  # fmt: skip
     if cfg.get("warning"):
         out += [f"> **Warning**: {cfg['warning']}", ""]
+    dataset = results.get("dataset") or {}
+    if dataset.get("fold_source"):
+        out += [f"Folds: {dataset['fold_source']}.", ""]
+    notes = (dataset.get("read_report") or {}).get("notes") or []
+    out += [f"> **Reader note**: {n}" for n in notes] + ([""] if notes else [])
     out += [
         f"Protocol: zero-shot = user-disjoint folds, all of a test user's ratings are the query; k-shot = k support "
         f"images drawn uniformly per (seed, user, repeat), the rest are the query. Folds {cfg['folds']}, "

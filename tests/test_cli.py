@@ -80,7 +80,6 @@ def test_usage_errors_and_help(capsys, tmp_path):
     assert proc.returncode == 0 and "--profile" in proc.stdout and "--user" in proc.stdout
 
 
-@pytest.mark.slow
 def test_two_processes_write_the_same_file(folder, tmp_path):
     root, _ = folder
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"

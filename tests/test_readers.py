@@ -378,3 +378,21 @@ def test_cli_para_fallback_and_summary_when_folds_fail(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["para", str(tmp_path / "q"), "--n-folds", "1"])
     assert exc.value.code == 2 and "--n-folds: must be a whole number >= 2, got '1'" in capsys.readouterr().err
+
+
+def test_eval_run_on_reexported_para_records_the_seeded_folds(tmp_path, capsys):
+    """The harness runs on such data and its results say the folds are seeded, with the reader's note."""
+    import json
+
+    from eval.run import main as run_main
+
+    _para(tmp_path / "para", users=[f"user{i:02d}" for i in range(8)])
+    with pytest.warns(ReaderWarning, match="published folds"):
+        code = run_main(["--benchmark", "para", "--root", str(tmp_path / "para"), "--scorers", "random", "--shots",
+                         "0", "--min-query", "2", "--out", str(tmp_path / "run"), "--no-progress"])  # fmt: skip
+    assert code == 0
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["dataset"]["fold_source"].startswith("seeded user k-fold")
+    assert "published fold 1 has no test user with ratings" in res["dataset"]["read_report"]["notes"][0]
+    md = (tmp_path / "run" / "results.md").read_text()
+    assert "Folds: seeded user k-fold" in md and "Reader note" in md
