@@ -17,6 +17,8 @@ Library module, no entry point.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -110,11 +112,15 @@ class PersonalHead(nn.Module):
         return self.gain * (a * b).sum(-1) / a.shape[-1] ** 0.5
 
 
+MAX_Z = 4.0  # standardised numeric profile fields are clipped to this many training-user standard deviations
+
+
 def encode_fields(profile, vocab: dict[str, list]) -> torch.Tensor:
     """Structured profile fields -> a fixed vector ``(1, n)`` for the personal head's "fields" mode.
 
-    ``vocab`` maps a field to ``["num", mean, sd]`` (standardised value) or to its list of categories (one-hot);
-    a missing field, or an unseen category, encodes as zeros (= unknown).
+    ``vocab`` maps a field to ``["num", mean, sd]`` (standardised value, clipped to +-``MAX_Z``: a value far outside
+    what training users gave is "very high", not an overflow) or to its list of categories (one-hot); a missing
+    field, a non-finite value, or an unseen category, encodes as zeros (= unknown).
     """
     given = profile.structured()
     out: list[float] = []
@@ -122,9 +128,10 @@ def encode_fields(profile, vocab: dict[str, list]) -> torch.Tensor:
         v = given.get(name)
         if spec and spec[0] == "num":
             try:
-                out.append(0.0 if v is None else (float(v) - spec[1]) / spec[2])
+                z = 0.0 if v is None else (float(v) - spec[1]) / spec[2]
             except (TypeError, ValueError):
-                out.append(0.0)
+                z = 0.0
+            out.append(max(-MAX_Z, min(MAX_Z, z)) if math.isfinite(z) else 0.0)
         else:
             out += [1.0 if v is not None and str(v) == c else 0.0 for c in spec]
     return torch.tensor([out], dtype=torch.float32)

@@ -447,8 +447,7 @@ class PMLLM(nn.Module):
             deltas.append(self.personal_delta(pooled, t, profile))
         if not logits:
             return ScoreOutput(np.empty(0), np.empty((0, len(self.level_ids))))
-        scores, probs = readout(torch.cat(logits), scale)
-        scores = scores + torch.cat(deltas) * (scale.max - scale.min)  # personal shift (exact 0 when untrained)
+        scores, probs = readout(torch.cat(logits), scale, shift=torch.cat(deltas))  # shift: exact 0 when untrained
         return ScoreOutput(scores.cpu().double().numpy(), probs.cpu().double().numpy())
 
     @torch.no_grad()

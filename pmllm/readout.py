@@ -23,11 +23,14 @@ def level_logits(vocab_logits: torch.Tensor, level_ids: list[int]) -> torch.Tens
     return vocab_logits[..., level_ids]
 
 
-def readout(logits: torch.Tensor, scale: Scale | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(scores, probs)`` from level logits ``(N, K)``.
+def readout(logits: torch.Tensor, scale: Scale | None = None,
+            shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``(scores, probs)`` from level logits ``(N, K)``: the one score rule.
 
     ``probs = softmax(logits)`` over the K level words; the expected level ``sum(probs * LEVEL_WEIGHTS)`` lies in
-    ``[min(w), max(w)]`` and is mapped linearly onto ``scale`` (``None`` -> the raw expected level). Differentiable.
+    ``[min(w), max(w)]``, is normalised to ``u`` in [0, 1], moved by the personal head's ``shift`` (in units of the
+    scale's range) and clipped back to [0, 1], then mapped linearly onto ``scale`` (``None`` -> the raw expected
+    level, no shift). So every score lies on the scale whatever the profile. Differentiable (inside the range).
     """
     w = torch.tensor(LEVEL_WEIGHTS, dtype=torch.float32, device=logits.device)
     if logits.shape[-1] != len(w):
@@ -37,6 +40,8 @@ def readout(logits: torch.Tensor, scale: Scale | None = None) -> tuple[torch.Ten
     if scale is None:
         return expected, probs
     u = (expected - w.min()) / (w.max() - w.min())
+    if shift is not None:
+        u = (u + shift.to(u.dtype)).clamp(0.0, 1.0)
     return scale.min + u * (scale.max - scale.min), probs
 
 

@@ -105,9 +105,13 @@ class TasteReader:
         assign = torch.zeros(0, len(C.TASTE_CONCEPTS))
         pol: list[float] = []
         if clauses:
-            pol = self.polarity(clauses)
-            sim = self.encoder.encode(clauses) @ self.concepts.T  # (clauses, concepts) cosine
-            assign = torch.softmax(sim / C.CONCEPT_TEMPERATURE, dim=-1)
+            unique = list(dict.fromkeys(clauses))  # a repeated clause is read once
+            pol_u = dict(zip(unique, self.polarity(unique)))
+            sim = self.encoder.encode(unique) @ self.concepts.T  # (clauses, concepts) cosine
+            assign_u = torch.softmax(sim / C.CONCEPT_TEMPERATURE, dim=-1)
+            row = {c: i for i, c in enumerate(unique)}
+            pol = [pol_u[c] for c in clauses]
+            assign = assign_u[[row[c] for c in clauses]]
         reading = self.recode(TasteReading(clauses, pol, [], [], assign, torch.zeros(len(C.TASTE_CONCEPTS))))
         self._cache[key] = reading
         while len(self._cache) > self._cache_size:
@@ -119,7 +123,11 @@ class TasteReader:
         w = torch.tanh((torch.tensor(reading.polarity, dtype=torch.float32) - self.centre) / self.scale)
         reading.weight = w.tolist()
         reading.concept = [C.TASTE_CONCEPTS[i] for i in reading.assign.argmax(-1).tolist()]
-        reading.code = (w[:, None] * reading.assign).sum(0) if len(w) else torch.zeros(len(C.TASTE_CONCEPTS))
+        if len(w):  # per concept, the strongest clause's signed weight: repeating a sentence does not amplify it
+            contrib = w[:, None] * reading.assign
+            reading.code = contrib.gather(0, contrib.abs().argmax(0, keepdim=True))[0]
+        else:
+            reading.code = torch.zeros(len(C.TASTE_CONCEPTS))
         return reading
 
     def set_polarity(self, centre: float, scale: float) -> None:
