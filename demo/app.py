@@ -50,7 +50,6 @@ def taste_figure(alpha: tuple[list[str], list[float]] | None):
     ax.barh(tasks[::-1], values[::-1], color=["#d9822b" if v >= 0 else "#4a7ab7" for v in values[::-1]])
     ax.axvline(0, color="0.4", lw=0.8)
     ax.set_xlabel("mean merging coefficient (alpha)")
-    ax.set_title("Your taste resembles these databases", fontsize=10)
     return fig
 
 
@@ -126,7 +125,9 @@ def build_app(demo: Demo):
                                      static_columns=[0], elem_id="ratings")  # fmt: skip
                 pers_btn = gr.Button("Personalize with my ratings", elem_id="personalize")
             with gr.Column(scale=1):
-                plot = gr.Plot(label="Your task-vector coefficients", elem_id="taste-plot")
+                plot = gr.Plot(
+                    label="Your taste resembles these databases (task-vector coefficients)", elem_id="taste-plot"
+                )
         view_out = [name, taste, age, gender, photo_exp, gallery, table, note, plot, state]
         cont_btn.click(do_continue, [name, state], view_out, api_name="continue_as")
         name.submit(do_continue, [name, state], view_out, api_name=False)
