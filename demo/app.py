@@ -57,21 +57,26 @@ def _choice(value, choices: list[str]) -> str:
     return value if value in choices else ""
 
 
+def show(view: View, state: dict, keep_form: bool = False) -> tuple:
+    """A :class:`View` as the page's outputs: name, the form (unless ``keep_form``), gallery, table, note, plot,
+    session state (which user this browser session acts for)."""
+    import gradio as gr
+    import pandas as pd
+
+    state = {**(state or {}), "user": view.user}
+    p = view.profile
+    form = [gr.update()] * 4 if keep_form or not view.user or not p else [
+        p.get("text") or "", _choice(p.get("age"), AGES), _choice(p.get("gender"), GENDERS),
+        _choice(p.get("photography_experience"), EXPERIENCE)]  # fmt: skip
+    table = pd.DataFrame(view.table or [], columns=HEADERS)
+    name = view.user if view.user else gr.update()
+    return (name, *form, view.gallery, table, view.note, taste_figure(view.alpha), state)
+
+
 def build_app(demo: Demo):
     """The Gradio page over :class:`demo.session.Demo` (API names: continue_as, rank, save_ratings, personalize,
     delete)."""
     import gradio as gr
-    import pandas as pd
-
-    def show(view: View, state: dict, keep_form: bool = False) -> tuple:
-        state = {**(state or {}), "user": view.user}
-        p = view.profile
-        form = [gr.update()] * 4 if keep_form or not view.user or not p else [
-            p.get("text") or "", _choice(p.get("age"), AGES), _choice(p.get("gender"), GENDERS),
-            _choice(p.get("photography_experience"), EXPERIENCE)]  # fmt: skip
-        table = pd.DataFrame(view.table or [], columns=HEADERS)
-        name = view.user if view.user else gr.update()
-        return (name, *form, view.gallery, table, view.note, taste_figure(view.alpha), state)
 
     def do_continue(name: str, state: dict):
         return show(demo.continue_as(name), state)
