@@ -85,8 +85,9 @@ class Ensemble:
 
     Without a user (or its ratings) the zero-shot scores are returned as they are. With one, both predictions are
     blended by :func:`blend` with weight ``k / (k + k0)`` on the ratings, and the blended normal score is mapped
-    onto ``scale`` through the normal CDF (monotone: the order is the blend's). ``details`` holds the weight, both
-    models' scores and the user's alpha.
+    onto ``scale`` through the normal CDF (monotone: the order is the blend's). The blend is rank-based within the
+    scored set, so score a user's photos in one call (``piaa score --user`` does). ``details`` holds the weight,
+    both models' scores and the user's alpha.
     """
 
     def __init__(self, zero, few, k0: float = DEFAULT_K0):

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 
-def _fmt(x: float | None, nd: int = 3) -> str:
+def fmt_num(x: float | None, nd: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
 
-def _ci(ci: list) -> str:
+def fmt_ci(ci: list) -> str:
     lo, hi = ci
     return "—" if lo is None or math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]"
 
@@ -50,13 +50,13 @@ def variance_table(vd: dict) -> list[str]:
             "|---|" + "---|" * len(views),
         ]
         for p in parts:
-            lines.append(f"| {p} | " + " | ".join(_fmt(vd[v].get(p)) for v in views) + " |")
+            lines.append(f"| {p} | " + " | ".join(fmt_num(vd[v].get(p)) for v in views) + " |")
         lines.append("")
     rest = {k: v for k, v in vd.items() if k not in views and k != "simulated"}
     if rest:
         lines += ["| quantity | value |", "|---|---|"]
         for k, v in _flatten(rest):
-            lines.append(f"| {k} | {_fmt(v, 4) if isinstance(v, float) else v} |")
+            lines.append(f"| {k} | {fmt_num(v, 4) if isinstance(v, float) else v} |")
     return lines
 
 
@@ -98,7 +98,7 @@ def markdown(results: dict) -> str:
 
     def cell(m: str, k: int) -> str:
         a = by.get((m, k))
-        return "n/a" if a is None else f"{_fmt(a['srocc']['mean'])} ± {_fmt(a['srocc']['std'])}"
+        return "n/a" if a is None else f"{fmt_num(a['srocc']['mean'])} ± {fmt_num(a['srocc']['std'])}"
 
     out += method_shots_table(methods, shots, cell, first="method")
     out += ["", "## Details", "",
@@ -111,9 +111,9 @@ def markdown(results: dict) -> str:
                 continue
             s, p = a["srocc"], a["plcc"]
             out.append(
-                f"| {m} | {k} | {_fmt(s['mean'])} ± {_fmt(s['std'])} | {_ci(s['ci95'])} | "
-                f"{_fmt(p['mean'])} ± {_fmt(p['std'])} | {_ci(p['ci95'])} | {s['n_users']} | {s['n_repeats']} | "
-                f"{a['n_constant']} |"
+                f"| {m} | {k} | {fmt_num(s['mean'])} ± {fmt_num(s['std'])} | {fmt_ci(s['ci95'])} | "
+                f"{fmt_num(p['mean'])} ± {fmt_num(p['std'])} | {fmt_ci(p['ci95'])} | {s['n_users']} | "
+                f"{s['n_repeats']} | {a['n_constant']} |"
             )
     out += paired_table(results)
     skipped = results.get("skipped", {}).get("counts", {})
@@ -143,7 +143,7 @@ def markdown(results: dict) -> str:
     if timing:
         out += ["", "## Scorer cost", "", "| method | fit s (all folds) | predict s (all episodes) |", "|---|---|---|"]
         for m, t in timing.items():
-            out.append(f"| {m} | {_fmt(t.get('fit_seconds'), 1)} | {_fmt(t.get('predict_seconds'), 1)} |")
+            out.append(f"| {m} | {fmt_num(t.get('fit_seconds'), 1)} | {fmt_num(t.get('predict_seconds'), 1)} |")
     out.append("")
     return "\n".join(out)
 
@@ -159,8 +159,8 @@ def paired_table(results: dict) -> list[str]:
            "SE = std of the per-user differences / sqrt(users).", "",
            "| method | shots | mean difference | SE | 95% CI | better for |", "|---|---|---|---|---|---|"]  # fmt: skip
     for d in paired:
-        out.append(f"| {d['method']} | {d['shots']} | {d['mean_diff']:+.4f} | {_fmt(d['se'], 4)} | "
-                   f"{_ci(d['ci95'])} | {d['n_better']}/{d['n_users']} |")  # fmt: skip
+        out.append(f"| {d['method']} | {d['shots']} | {d['mean_diff']:+.4f} | {fmt_num(d['se'], 4)} | "
+                   f"{fmt_ci(d['ci95'])} | {d['n_better']}/{d['n_users']} |")  # fmt: skip
     return out
 
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from eval.metrics import UserScore, paired_differences
-from eval.report import method_shots_table
+from eval.report import fmt_ci, fmt_num, method_shots_table
 
 MAIN = ["random", "population-mean", "support-residual", "oracle", "pmllm", "pmllm-structured", "pmllm-text",
         "pmllm-empty", "taskvec", "ensemble"]  # fmt: skip
@@ -59,6 +59,8 @@ def render(main: dict, ref: dict, commands: dict[str, str], seconds: dict[str, f
     """The README block: the table, the paired differences and how they were made."""
     aggs = {(a["method"], a["shots"]): a["srocc"] for a in main["aggregates"]}
     shots = sorted({k for _, k in aggs})
+    if not aggs:
+        raise SystemExit("eval.results: the main run has no results (every scorer was dropped; see its results.md)")
     n_users = max(a["n_users"] for a in aggs.values())
     lines = [f"Simulated world `{Path(main['config']['root']).name}` (seed {main['config']['seed']}), fold 0, "
              f"{n_users} held-out test users, {main['config']['repeats']} repeats per few-shot user; mean per-user "
@@ -66,7 +68,7 @@ def render(main: dict, ref: dict, commands: dict[str, str], seconds: dict[str, f
 
     def cell(m: str, k: int) -> str:
         a = aggs.get((m, k))
-        return "—" if a is None else f"{a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]"
+        return "—" if a is None or a["mean"] is None else f"{fmt_num(a['mean'])} {fmt_ci(a['ci95'])}"
 
     lines += method_shots_table(MAIN, shots, cell, first="scorer")
     ref_aggs = {(a["method"], a["shots"]): a["srocc"] for a in ref["aggregates"]}
@@ -82,7 +84,7 @@ def render(main: dict, ref: dict, commands: dict[str, str], seconds: dict[str, f
         rows = [d for d in paired_differences(recs, reference) if d["method"] == method and d["shots"] == k]
         if rows:
             d = rows[0]
-            lines.append(f"| {method} − {reference} | {k} | {d['mean_diff']:+.4f} ± {d['se']:.4f} | "
+            lines.append(f"| {method} − {reference} | {k} | {d['mean_diff']:+.4f} ± {fmt_num(d['se'], 4)} | "
                          f"{d['n_better']}/{d['n_users']} |")  # fmt: skip
     lines += ["", "Made by `make results` (`python -m eval.results`), which ran:", ""]
     lines += [f"* `{commands[name]}` ({seconds.get(name, float('nan')) / 60:.0f} min)" for name in ("main", "yun2024")]
@@ -123,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         timing.write_text(json.dumps(seconds))
     elif timing.is_file():
         seconds = json.loads(timing.read_text())
+    missing = [n for n in runs if not (Path(args.out) / n / "results.json").is_file()]
+    if missing:
+        print(
+            f"eval.results: no results of the {missing} run(s) under {args.out}; run without --no-run", file=sys.stderr
+        )
+        return 2
     loaded = {n: json.loads((Path(args.out) / n / "results.json").read_text()) for n in runs}
     commands = {n: "python -m eval.run " + " ".join(a) for n, a in runs.items()}
     block = render(loaded["main"], loaded["yun2024"], commands, seconds)

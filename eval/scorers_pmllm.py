@@ -156,4 +156,3 @@ class PromptOnlyScorer(Scorer):
             self._desc[str(task.path(im))] = d
         descriptions = [self._desc[str(task.path(im))] for im in task.query_images]
         return self.base.score_descriptions(task.profile, descriptions, scale=task.scale).scores
-

@@ -103,4 +103,3 @@ def create_fast(**kw) -> TaskVecScorer:
 
 def create_yun2024(**kw) -> TaskVecScorer:
     return TaskVecScorer(recipe="yun2024", **kw)
-

@@ -94,9 +94,11 @@ def score_rows(images: list[str], args: argparse.Namespace) -> list[dict]:
         from pmllm.model import PMLLM
 
         model, who = PMLLM.from_pretrained(args.pmllm), {"profile": profile}
-    rows, chunks = [], range(0, len(images), CHUNK)
+    # the ensemble ranks within the scored set (its blend is rank-based), so a user's photos are scored in one call
+    step = len(images) if args.user else CHUNK
+    rows, chunks = [], range(0, len(images), max(1, step))
     for start in tqdm(chunks, desc="scoring", unit="batch", disable=args.no_progress or len(chunks) < 2):
-        res = model.score(images[start : start + CHUNK], scale=scale, **who)
+        res = model.score(images[start : start + step], scale=scale, **who)
         for i, name in enumerate(res.images):
             err = res.errors.get(i)
             rows.append({"index": start + i, "image": name, "score": None if err else round(float(res.scores[i]), 4),
@@ -145,8 +147,8 @@ def _sharded(images: list[str], args: argparse.Namespace, argv: list[str]) -> li
             cmd = [sys.executable, "-m", "piaa.cli", "score", *argv, "--processes", "1", "--no-progress", *shard]
             procs.append(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}))
         codes = [p.wait() for p in procs]
-        if any(c not in (0, 1) for c in codes):
-            raise UsageError(f"a scoring process failed (exit codes {codes})")
+        if any(c != 0 for c in codes):
+            raise UsageError(f"a scoring process failed (exit codes {codes}; its error is printed above)")
         return [r for k in range(n) for r in json.loads((Path(tmp) / f"out-{k}.json").read_text())]
 
 
@@ -161,6 +163,11 @@ def cmd_score(args: argparse.Namespace, argv: list[str]) -> int:
     images = collect_images(args.photos)
     if not images:
         raise UsageError(f"no photos found in {args.photos} (extensions: {', '.join(PHOTO_EXTENSIONS)})")
+    parse_scale(args.scale), profile_from_args(args)  # usage errors once, here, not in every shard
+    if args.processes > 1 and args.user:
+        raise UsageError("--processes with --user: a user's photos are ranked together; score them in one process")
+    if args.processes < 1:
+        raise UsageError("--processes must be >= 1")
     rows = _sharded(images, args, argv) if args.processes > 1 else score_rows(images, args)
     rows = rank_rows(rows)
     write_rows(rows, args.out)
@@ -286,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"score": cmd_score, "personalize": cmd_personalize, "models": cmd_models}
     try:
         return commands[args.command](args, argv[1:])
-    except (UsageError, SchemaError, FileNotFoundError) as err:
+    except (UsageError, SchemaError, FileNotFoundError, ValueError) as err:  # bad input, never a traceback
         print(f"piaa {args.command}: error: {err}", file=sys.stderr)
         return 2
 

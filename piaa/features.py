@@ -132,12 +132,12 @@ def encode_images(
 
     ``cache`` is a folder: results are stored there under a content-keyed name (:func:`cache_file`) and reused
     while the encoder and the files (path, size, mtime) are unchanged. With ``errors`` (a dict), undecodable files
-    get zero rows and ``errors[index] = reason`` instead of raising; such a run is not cached.
+    get zero rows and ``errors[index] = reason`` instead of raising; such a run neither reads nor writes the cache.
     """
     from safetensors.torch import load_file, save_file
 
     paths = [Path(p) for p in paths]
-    target = cache_file(cache, encoder, paths, keep) if cache else None
+    target = cache_file(cache, encoder, paths, keep) if cache and errors is None else None  # skip policy: no cache
     if target is not None and target.is_file():
         return dict(load_file(str(target)))
     encoder.eval()
@@ -158,7 +158,7 @@ def encode_images(
         for idx, v in parts:
             out[idx] = v
         feats[k] = out
-    if target is not None and not errors:
+    if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(str(target) + ".tmp")
         save_file({k: v.contiguous() for k, v in feats.items()}, str(tmp))

@@ -171,7 +171,10 @@ def load_image(
             raise ImageDecodeError(f"{name}: no such file")
         if path.stat().st_size == 0:
             raise ImageDecodeError(f"{name}: file is empty (0 bytes)")
-        stream: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in finally
+        try:
+            stream: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in finally
+        except OSError as err:  # unreadable (permissions, a vanished network file): this image only
+            raise ImageDecodeError(f"{name}: cannot be read ({err.strerror or err})") from None
     elif isinstance(source, bytes):
         if not source:
             raise ImageDecodeError(f"{name}: file is empty (0 bytes)")

@@ -5,7 +5,7 @@
     result.errors            # {index: reason} for the images that could not be scored
     result.details           # what the model has besides the score (level probabilities, alpha, blend weight)
     result.ranking()         # indices of the scored images, best first
-    result.rows()            # one dict per input: image, score, rank or error (what a CLI or UI shows)
+    result.rows()            # one dict per input, best first then failures: image, score, rank, error
 
 ``images`` are paths or PIL images; ``profile`` is a :class:`piaa.schema.Profile` (who they are for, in words and
 fields), ``user`` a saved user (ratings model) where the scorer has one; ``scale`` is the :class:`Scale` the scores
@@ -73,7 +73,7 @@ class ScoreResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per input, best first, then the failures: ``{image, score, rank}`` or ``{image, error}``."""
-        out = [{"image": self.images[i], "score": float(self.scores[i]), "rank": r + 1}
+        out = [{"image": self.images[i], "score": float(self.scores[i]), "rank": r + 1, "error": None}
                for r, i in enumerate(self.ranking())]  # fmt: skip
         out += [{"image": self.images[i], "score": None, "rank": None, "error": self.errors[i]}
                 for i in sorted(self.errors)]  # fmt: skip

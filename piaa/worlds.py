@@ -37,8 +37,9 @@ def read_folds(path: str | Path) -> list[Fold]:
     for i, (train, test) in enumerate(folds):
         both = set(train) & set(test)
         if both:
-            raise SchemaError(f"{path}: fold {i} has {len(both)} user(s) in both train and test, "
-                              f"e.g. {sorted(both)[:3]}")
+            raise SchemaError(
+                f"{path}: fold {i} has {len(both)} user(s) in both train and test, e.g. {sorted(both)[:3]}"
+            )
     return folds
 
 

@@ -458,14 +458,15 @@ class PMLLM(nn.Module):
 
         Scores are on ``scale`` (default PARA's 1-5, step 0.5; the readout is bounded to the scale); ``details``
         holds the level probabilities ``probs`` (scored images x levels). ``on_error="skip"`` scores the
-        decodable images and reports each other one in ``errors``; ``"raise"`` raises on the first.
+        decodable images and reports each other one in ``errors``; ``"raise"`` raises on the first. With a ``user``
+        and no ``scale``, the scores are on the scale the user rated on.
         """
         from piaa.scoring import assemble, check_on_error
 
         errors: dict[int, str] | None = {} if check_on_error(on_error) == "skip" else None
         if profile is None:
             profile = getattr(user, "profile", None) or Profile()
-        scale = scale or PARA_SCALE
+        scale = scale or getattr(user, "scale", None) or PARA_SCALE
         tokens = self.visual_tokens(images, batch_size, errors=errors)
         good = [i for i in range(len(images)) if not errors or i not in errors]
         out = self.score_tokens(profile, tokens, scale=scale, cached=cached, batch_size=batch_size)

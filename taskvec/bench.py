@@ -49,7 +49,7 @@ def run(args) -> dict:
     print(f"trunk features for {len(table.images)} images: {time.perf_counter() - t0:.1f} s (cached after the first "
           "run)")  # fmt: skip
     index = {img: i for i, img in enumerate(table.images)}
-    span = table.scale.max - table.scale.min
+    span = table.scale.range
     users = sorted({u for _, test in world.folds for u in test})[: args.users]
     rows = []
     for ui, user in enumerate(users):
@@ -110,10 +110,10 @@ def throughput(scorer: PersonalizedScorer, table: RatingsTable, args) -> dict:
                     )
                 paths.append(Path(tmp) / f"{i:05d}.jpg")
             shown = f"{size[0]}x{size[1]} (re-encoded, quality 90)"
-        scorer.score(paths[:32], None, batch_size=32, workers=args.workers)  # warm-up (BN folding, allocator)
+        scorer.score(paths[:32], user=None, batch_size=32, workers=args.workers)  # warm-up (BN folding, allocator)
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
-        scorer.score(paths, None, batch_size=32, workers=args.workers)
+        scorer.score(paths, user=None, batch_size=32, workers=args.workers)
         dt = time.perf_counter() - t0
     return {"images_per_s": len(paths) / dt, "n": len(paths), "size": shown, "threads": args.threads,
             "workers": args.workers, "load_avg": load, "load_avg_end": os.getloadavg()[0]}  # fmt: skip
@@ -129,7 +129,7 @@ def summarize(result: dict) -> str:
         fast = np.array([r["fast_s"] for r in rows if r["k"] == k])
         both = [r for r in rows if r["k"] == k and "yun2024_s" in r]
         ref = f"{np.mean([r['yun2024_s'] for r in both]):7.2f}" if both else f"{'-':>7}"
-        ratio = (f"{np.mean([r['yun2024_s'] / r['fast_s'] for r in both]):8.1f}x" if both else f"{'-':>9}")
+        ratio = f"{np.mean([r['yun2024_s'] / r['fast_s'] for r in both]):8.1f}x" if both else f"{'-':>9}"
         lines.append(f"{k:>5} {len(fast):>5} {fast.mean():7.2f} {np.median(fast):11.2f} {len(both):>9} {ref} {ratio}")
     lines.append("(speed-up: mean over the users where both ran of reference s / fast s)")
     tp = result.get("throughput")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from piaa.schema import Profile, Scale, validate_ratings
+from piaa.schema import Profile, Scale, SchemaError, validate_ratings
 from piaa.scoring import ScoreResult
 from taskvec.personalize import FitResult, TaskSet, create_recipe
 
@@ -157,6 +157,11 @@ class PersonalizedScorer:
         if errors:
             keep = [i for i in range(len(images)) if i not in errors]
             feats, y = feats[keep], y[keep]
+            if len(keep) < 2:
+                raise SchemaError(
+                    f"ratings of {user!r}: only {len(keep)} of the {len(images)} rated photos could be "
+                    "read (personalization needs at least 2): " + "; ".join(skipped.values())
+                )
             warnings.warn(f"{len(errors)} rated photo(s) could not be read and were left out: "
                           + "; ".join(skipped.values()), stacklevel=2)  # fmt: skip
         res: FitResult = create_recipe(recipe)(self.ts, feats, y, scale_range=scale.range, **kwargs)
