@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from piaa.schema import PARA_SCALE, Profile, validate_ratings
+from piaa.scoring import keep_ratings
 
 MAX_TEXT = 2000  # characters kept from the free-text box (pmllm applies its own token budget after this)
 
@@ -173,7 +174,8 @@ class DemoService:
                     name: str = "demo-user", profile: Profile | None = None) -> Personalized:  # fmt: skip
         """Fit the user's task-vector coefficients on ``rated`` ({photo index: 1-5}), blend with ``zero_shot``.
 
-        Returns (blended score per photo on 1-5 for display, a one-line explanation, the fitted user).
+        Returns (score per photo on 1-5 for display, a one-line explanation, the fitted user). A rated photo is
+        shown at its rating (:func:`piaa.scoring.keep_ratings`), so it is never ranked against what the user said.
         """
         from eval.ensemble import DEFAULT_K0, blend, blend_weight
 
@@ -184,9 +186,11 @@ class DemoService:
             return Personalized(np.asarray(zero_shot, dtype=np.float64), note, None)
         user, few = self.fit(paths, rated, name=name, profile=profile)
         z = blend(zero_shot, few, k=len(idx), k0=DEFAULT_K0)
-        # show the blended order on the familiar 1-5 range: the zero-shot scores, re-assigned by blended rank
+        # show the blended order on the familiar 1-5 range: the zero-shot scores, re-assigned by blended rank ...
         display = np.empty(len(z))
         display[np.argsort(z, kind="stable")] = np.sort(np.asarray(zero_shot, dtype=np.float64))
+        # ... and every rated photo at its own rating, the unrated ones placed among them by the blend
+        display = keep_ratings(display, rated, PARA_SCALE)
         w = blend_weight(len(idx), DEFAULT_K0)
         info = (
             f"Personalized with {len(idx)} rating(s): {100 * w:.0f}% weight on your ratings (task vectors), "

@@ -86,3 +86,28 @@ def assemble(n: int, good: list[int], values: np.ndarray, scale: Scale, images: 
     scores = np.full(n, np.nan)
     scores[good] = values
     return ScoreResult(scores, scale, [image_name(im) for im in images], dict(errors), dict(details or {}))
+
+
+def keep_ratings(scores: np.ndarray, rated: dict[int, float], scale: Scale) -> np.ndarray:
+    """What a user is shown after rating some photos: a rated photo shows its own rating, so a photo rated 5 is
+    always above one rated 1; an unrated photo shows the model's score mapped onto the ratings by a monotone
+    (isotonic) fit of the ratings on the model's scores of the rated photos, so it is placed among the rated ones
+    by the model. Where the model's order contradicts every rating, the fit is flat (the unrated photos sit at
+    the user's mean rating). A rated and an unrated photo on the same value: the rated one first.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    scores = np.asarray(scores, dtype=np.float64)
+    out = scores.copy()
+    idx = sorted(rated)
+    if not idx:
+        return out
+    y = np.array([rated[i] for i in idx], dtype=np.float64)
+    unrated = np.setdiff1d(np.arange(len(scores)), idx)
+    if len(unrated):
+        fit = IsotonicRegression(out_of_bounds="clip").fit(scores[idx], y)
+        # a tiny model-order tiebreak inside each step, kept below the scale's resolution and below rated photos
+        tie = 1e-6 * (scores[unrated] - scores.min()) / (np.ptp(scores) or 1.0)
+        out[unrated] = np.clip(fit.predict(scores[unrated]) - 2e-6 + tie, scale.min, scale.max)
+    out[idx] = y
+    return out

@@ -69,3 +69,17 @@ def test_personalize_refuses_bad_ratings(ensemble, photos):
         ensemble.personalize("me", [good[0], good[0], good[1]], [5.0, 1.0, 3.0], scale=PARA_SCALE)
     with pytest.raises(SchemaError):
         Scale(5.0, 1.0)  # an empty range (scale_range <= 0) cannot be made
+
+
+def test_rated_photos_keep_their_rating_and_unrated_follow_the_model():
+    from piaa.scoring import keep_ratings
+
+    model = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 4.5, 1.5, 3.5])  # the model's order: 0 > 5 > 1 > 7 > 2 > 3 > 6 > 4
+    rated = {0: 1.0, 1: 1.0, 2: 5.0, 3: 5.0}  # the user rates the model's top two 1 and the next two 5
+    shown = keep_ratings(model, rated, PARA_SCALE)
+    order = list(np.argsort(-shown, kind="stable"))
+    assert [shown[i] for i in rated] == [1.0, 1.0, 5.0, 5.0]
+    assert max(order.index(2), order.index(3)) < min(order.index(0), order.index(1))  # rated 5 above rated 1
+    assert np.all((shown >= 1) & (shown <= 5))
+    agree = keep_ratings(model, {0: 5.0, 4: 1.0}, PARA_SCALE)  # ratings that agree with the model
+    assert list(np.argsort(-agree, kind="stable")) == list(np.argsort(-model, kind="stable"))
