@@ -6,7 +6,8 @@ Source photos come from :mod:`piaa.photos` (the bundled photos, the photo pool, 
   grayscale, colour temperature, vignette, blur, noise, JPEG quality) for image number ``index``.
 * :func:`render` - apply an edit to a source photo, returning JPEG bytes (~320 px short side).
 * :func:`attributes` - classical pixel formulas on the decoded result (brightness, RMS contrast, Hasler-Suesstrunk
-  colourfulness, HSV saturation, warmth, log variance of the Laplacian, Immerkaer noise estimate, clipping).
+  colourfulness, HSV saturation, warmth, log variance of the Laplacian, Immerkaer noise estimate, clipping);
+  defined in :mod:`piaa.photostats` (the product's core) and re-exported here with ``ATTRIBUTES``.
 * :func:`make_images` - render + save + measure many images, in parallel worker processes.
 
 Everything is a pure function of (seed, index, sources), so a world rebuilds byte-identically. Library module,
@@ -27,9 +28,10 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from piaa.photos import Photo
+from piaa.photostats import ATTRIBUTES, attributes  # noqa: F401  (re-exported: eval.sim.images.ATTRIBUTES)
+from piaa.photostats import luma as _luma
 
 SHORT_SIDE = 320
-ATTRIBUTES = ("brightness", "contrast", "colorfulness", "saturation", "warmth", "sharpness", "noise", "clipping")
 EDIT_FIELDS = (
     "crop_x0", "crop_y0", "crop_x1", "crop_y1", "flip", "exposure_ev", "contrast_gain", "saturation_gain",
     "grayscale", "temperature", "vignette", "blur_sigma", "noise_sigma", "jpeg_quality",
@@ -80,10 +82,6 @@ def sample_edit(seed: int, index: int, photos: Sequence[Photo]) -> dict:
     }
 
 
-def _luma(x: np.ndarray) -> np.ndarray:
-    return x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
-
-
 def render(photo: Photo, edit: dict, seed: int, index: int) -> bytes:
     """Apply ``edit`` to ``photo``; returns the JPEG bytes (short side ``SHORT_SIDE``)."""
     w, h = photo.image.size
@@ -128,51 +126,7 @@ def render(photo: Photo, edit: dict, seed: int, index: int) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------ attributes
-def attributes(img: Image.Image | np.ndarray) -> dict[str, float]:
-    """Classical pixel-formula attributes of an RGB picture (independent of any learned model).
-
-    brightness: mean Rec.601 luma in [0, 1]; contrast: RMS contrast (std of luma); colorfulness: Hasler &
-    Suesstrunk (2003) M3 on 0-255 values; saturation: mean HSV saturation; warmth: mean(R) - mean(B) in [-1, 1];
-    sharpness: log(1 + variance of the 4-neighbour Laplacian of the 2x2-averaged 0-255 luma, minus the part
-    explained by the estimated noise); noise: log(1 + Immerkaer (1996) noise sigma); clipping: fraction of
-    pixels with luma < 0.02 or > 0.98 (lost shadows/highlights).
-    """
-    x = np.asarray(img, dtype=np.float32) / np.float32(255.0)
-    if x.ndim == 2:
-        x = np.stack([x] * 3, axis=-1)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    y = _luma(x)
-    rg = (r - g) * 255
-    yb = (0.5 * (r + g) - b) * 255
-    colorfulness = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
-    mx, mn = x.max(axis=-1), x.min(axis=-1)
-    sat = np.where(mx > 1e-6, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
-    y255 = y * 255
-    # Immerkaer's mask [[1,-2,1],[-2,4,-2],[1,-2,1]] (difference of two Laplacians) -> noise sigma
-    m = (
-        y255[:-2, :-2] + y255[:-2, 2:] + y255[2:, :-2] + y255[2:, 2:]
-        - 2 * (y255[:-2, 1:-1] + y255[2:, 1:-1] + y255[1:-1, :-2] + y255[1:-1, 2:])
-        + 4 * y255[1:-1, 1:-1]
-    )  # fmt: skip
-    hh, ww = y.shape
-    sigma = float(np.sqrt(np.pi / 2) * np.abs(m).sum() / (6 * (ww - 2) * (hh - 2)))
-    # sharpness: Laplacian variance at half resolution (2x2 means), minus what the noise alone would give
-    # (a 4-neighbour Laplacian of white noise with sd s has variance 20 s^2), so grain is not mistaken for detail
-    h2, w2 = hh // 2, ww // 2
-    z = y255[: 2 * h2, : 2 * w2].reshape(h2, 2, w2, 2).mean(axis=(1, 3))
-    lap = z[:-2, 1:-1] + z[2:, 1:-1] + z[1:-1, :-2] + z[1:-1, 2:] - 4 * z[1:-1, 1:-1]
-    v = float(lap.var())
-    v = max(v - 20 * (sigma / 2) ** 2, 0.05 * v)
-    return {
-        "brightness": float(y.mean()),
-        "contrast": float(y.std()),
-        "colorfulness": float(colorfulness),
-        "saturation": float(sat.mean()),
-        "warmth": float(r.mean() - b.mean()),
-        "sharpness": float(np.log1p(v)),
-        "noise": float(np.log1p(sigma)),
-        "clipping": float(((y < 0.02) | (y > 0.98)).mean()),
-    }
+# attributes(img) -> dict: moved to piaa.photostats (imported above, re-exported here)
 
 
 # ------------------------------------------------------------------------------------------------ batch
