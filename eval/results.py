@@ -39,10 +39,12 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def run_args(args: argparse.Namespace) -> dict[str, list[str]]:
-    common = ["--benchmark", "sim", "--root", args.root, "--folds", "0", "--seed", str(args.seed), "--no-progress"]
+    common = ["--benchmark", "sim", "--root", args.root, "--folds", "0", "--seed", str(args.seed), "--no-progress",
+              "--threads", str(args.threads)]  # fmt: skip
+    users = ["--max-users", str(args.max_users)] if args.max_users else []
     return {
         "main": [*common, "--scorers", ",".join(MAIN), "--shots", "0,10,100", "--repeats", str(args.repeats),
-                 "--reference", "population-mean", "--out", str(Path(args.out) / "main")],
+                 *users, "--reference", "population-mean", "--out", str(Path(args.out) / "main")],
         "yun2024": [*common, "--scorers", "taskvec,taskvec-yun2024", "--shots", "10,100", "--repeats", "1",
                     "--max-users", str(args.ref_users), "--reference", "taskvec-yun2024",
                     "--out", str(Path(args.out) / "yun2024")],
@@ -62,9 +64,12 @@ def render(main: dict, ref: dict, commands: dict[str, str], seconds: dict[str, f
     if not aggs:
         raise SystemExit("eval.results: the main run has no results (every scorer was dropped; see its results.md)")
     n_users = max(a["n_users"] for a in aggs.values())
-    lines = [f"Simulated world `{Path(main['config']['root']).name}` (seed {main['config']['seed']}), fold 0, "
-             f"{n_users} held-out test users, {main['config']['repeats']} repeats per few-shot user; mean per-user "
-             "SROCC [95% CI over users]. **Simulated raters, not real data.**", ""]  # fmt: skip
+    cfg = main["config"]
+    who = (f"the first {n_users} (by id) of its held-out test users" if cfg.get("max_users")
+           else f"all {n_users} held-out test users")  # fmt: skip
+    lines = [f"Simulated world `{Path(cfg['root']).name}` (seed {cfg['seed']}), fold 0, {who}, {cfg['repeats']} "
+             "repeats per few-shot user; mean per-user SROCC [95% CI over users]. **Simulated raters, not real "
+             "data.**", ""]  # fmt: skip
 
     def cell(m: str, k: int) -> str:
         a = aggs.get((m, k))
@@ -106,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ref-users", type=int, default=6, help="test users the slow reference recipe runs on")
+    ap.add_argument(
+        "--max-users",
+        type=int,
+        default=None,
+        help="only the first N test users in the main run (default: all; the README says which)",
+    )
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 on a shared or busy machine)")
     ap.add_argument("--out", default="results/sim", help="where the two runs' results go (committed)")
     ap.add_argument("--readme", default="README.md")
     ap.add_argument("--no-run", action="store_true", help="only re-render from the results in --out")
