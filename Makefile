@@ -46,8 +46,8 @@ worlds/sim/world.json: | $(STAMP)
 	$(BIN)/python -m eval.sim --out worlds/sim
 
 .PHONY: results
-results: $(STAMP) worlds/sim/world.json  ## the README's simulated results table, from eval.run alone (~1 h on 2 cores)
-	$(BIN)/python -m eval.results --root worlds/sim --seed 0
+results: $(STAMP) worlds/sim/world.json  ## the README simulated results table, from eval.run alone (~15 min on 2 quiet cores)
+	$(BIN)/python -m eval.results --root worlds/sim --seed 0 --max-users 20  # drop --max-users for all 60 (~30 min)
 
 bench: $(STAMP) worlds/sim-quick/world.json
 	$(BIN)/python -m taskvec.bench --world worlds/sim-quick --users 8 --ref-users 2
