@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from PIL import Image
 from eval.readers import READERS, ReaderWarning, create_benchmark, create_reader, list_readers
 from eval.readers.folds import flickr_aes_test_workers, para_published_folds
 from piaa.schema import RatingsTable, SchemaError
+from tests.reader_warnings import expect_warnings
 
 
 def _img(path: Path) -> None:
@@ -24,16 +24,6 @@ def _read(name, root, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ReaderWarning)
         return create_reader(name, root, **kw).read()
-
-
-@contextlib.contextmanager
-def _warns(*patterns: str):
-    """Expect a ``ReaderWarning`` matching each pattern (one nested ``pytest.warns`` per pattern): the reader
-    announces what it dropped or repaired; a warning no pattern matches is re-emitted, so it still shows."""
-    with contextlib.ExitStack() as stack:
-        for pattern in patterns:
-            stack.enter_context(pytest.warns(ReaderWarning, match=pattern))
-        yield
 
 
 # ------------------------------------------------------------------------------------------------ FLICKR-AES
@@ -202,7 +192,7 @@ def test_para_ratings_profiles_and_published_folds(tmp_path):
         "22-25", "male", "university", "competent", "beginner")  # fmt: skip
     assert (p.big5_E, p.big5_A, p.big5_N, p.big5_O, p.big5_C) == (2.0, 5.0, 4.0, 6.0, 7.0)
     assert table.profile(users[-1]).is_empty()  # no user-info row -> empty profile
-    with _warns("no user-info row", "users listed in the published folds but absent from the ratings"):
+    with expect_warnings("no user-info row", "users listed in the published folds but absent from the ratings"):
         bench = create_benchmark("para", tmp_path)
     assert len(bench.folds) == 4
     tests = [set(te) for _, te in bench.folds]
@@ -219,7 +209,7 @@ def test_para_reexported_user_ids_fall_back_to_seeded_folds(tmp_path):
     """Ratings whose user ids are not PARA's (a re-export renumbered them): seeded user-disjoint folds + a note."""
     users = [f"user{i:02d}" for i in range(10)]
     _para(tmp_path, users=users)
-    with _warns("0 of the 10 rated users are in the published folds", "no user-info row"):
+    with expect_warnings("0 of the 10 rated users are in the published folds", "no user-info row"):
         bench = create_benchmark("para", tmp_path, seed=3, n_folds=5)
     assert len(bench.folds) == 5 and all(len(te) == 2 for _, te in bench.folds)
     assert sorted(u for _, te in bench.folds for u in te) == users
@@ -399,7 +389,7 @@ def test_eval_run_on_reexported_para_records_the_seeded_folds(tmp_path, capsys):
     from eval.run import main as run_main
 
     _para(tmp_path / "para", users=[f"user{i:02d}" for i in range(8)])
-    with _warns("published folds", "no user-info row"):
+    with expect_warnings("published folds", "no user-info row"):
         code = run_main(["--benchmark", "para", "--root", str(tmp_path / "para"), "--scorers", "random", "--shots",
                          "0", "--min-query", "2", "--out", str(tmp_path / "run"), "--no-progress"])  # fmt: skip
     assert code == 0

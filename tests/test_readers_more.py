@@ -3,7 +3,6 @@ the exact release formats, parsed values, folds and clear errors on malformed va
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from eval.readers import ReaderWarning, create_benchmark, create_reader
 from eval.readers.piaa_extra import aadb_image_name
 from eval.readers.xlsx import read_xlsx_rows
 from piaa.schema import SchemaError
+from tests.reader_warnings import expect_warnings
 
 
 def _img(path: Path) -> None:
@@ -26,16 +26,6 @@ def _read(name, root, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ReaderWarning)
         return create_reader(name, root, **kw).read()
-
-
-@contextlib.contextmanager
-def _warns(*patterns: str):
-    """Expect a ``ReaderWarning`` matching each pattern (one nested ``pytest.warns`` per pattern): the reader
-    announces what it dropped or repaired; a warning no pattern matches is re-emitted, so it still shows."""
-    with contextlib.ExitStack() as stack:
-        for pattern in patterns:
-            stack.enter_context(pytest.warns(ReaderWarning, match=pattern))
-        yield
 
 
 # ------------------------------------------------------------------------------------------------ AADB
@@ -64,13 +54,13 @@ def test_aadb_mean_scores_without_per_rater_file(tmp_path):
     (tmp_path / "imgListFiles_label" / "imgListTestNewRegression_score.txt").write_text(f"{AADB_NAMES[5]} 0.9\n")
     reader = create_reader("aadb", tmp_path)
     no_rater_file = ("no per-rater file", "test list: read imgListTestRegression_score.txt; ignored imgListTestNew")
-    with _warns(*no_rater_file):
+    with expect_warnings(*no_rater_file):
         table = reader.read()
     assert any("ignored imgListTestNewRegression_score.txt" in n for n in reader.report.notes)
     assert table.users == ["aadb"] and (table.scale.min, table.scale.max) == (0, 1)
     assert table.ratings.set_index("image").loc[AADB_NAMES[0], "score"] == pytest.approx(0.2)
     assert len(table.ratings) == 6 and all(table.image_path(i).is_file() for i in table.images)
-    with pytest.raises(SchemaError, match="per-rater file"), _warns(*no_rater_file):
+    with pytest.raises(SchemaError, match="per-rater file"), expect_warnings(*no_rater_file):
         create_benchmark("aadb", tmp_path)
     (tmp_path / "imgListFiles_label" / "imgListTestRegression_score.txt").write_text("a.jpg 0.5 extra\n")
     with pytest.raises(SchemaError, match=r"imgListTestRegression_score\.txt:1: wrong field count"):
@@ -99,14 +89,14 @@ def test_aadb_per_rater_amt_file(tmp_path):
     amt_drops = ("1 AMT ratings of images outside the AADB image lists dropped", "1 answers of 0 .* dropped",
                  "1 empty image slots in the AMT file skipped", "1 repeated ratings of the same image .*same score",
                  "15 repeated ratings with a different score dropped")  # fmt: skip
-    with _warns(*amt_drops):
+    with expect_warnings(*amt_drops):
         table = reader.read()
     got = {(r.user, r.image): r.score for r in table.ratings.itertuples()}
     assert got == expected and (table.scale.min, table.scale.max, table.scale.step) == (1, 5, 1)
     dropped = reader.report.to_dict()["dropped"]
     assert dropped["AMT ratings of images outside the AADB image lists dropped"] == 1
     assert dropped["answers of 0 (no rating; public loaders count only 1-5) dropped"] == 1
-    with _warns(*amt_drops):
+    with expect_warnings(*amt_drops):
         bench = create_benchmark("aadb", tmp_path, seed=3)
     assert len(bench.folds) == 4 and set().union(*(set(te) for _, te in bench.folds)) == set(table.users)
     (tmp_path / "AADB_AllinAll.csv").write_text(header + f"\nH1,W1,{AADB_URLS[0]},{AADB_URLS[1]},7,3\n")
