@@ -1,9 +1,10 @@
 """``make results``: regenerate the README's simulated results table from ``eval.run`` alone.
 
-    python -m eval.results --root worlds/sim --seed 0          # runs eval.run twice, rewrites the README block
-    python -m eval.results --root worlds/sim --no-run          # re-render from the results already in --out
+    python -m eval.results --root worlds/sim --seed 0 --max-users 20   # what `make results` runs (~12 min)
+    python -m eval.results --root worlds/sim --seed 0                  # all of fold 0's test users (~3x as long)
+    python -m eval.results --root worlds/sim --no-run                  # re-render from the results in --out
 
-Two ``eval.run`` runs on fold 0 of the world, **all** its test users:
+Two ``eval.run`` runs on fold 0 of the world, all its test users (or the first ``--max-users`` by id):
 
 * ``main`` - every product scorer (pmllm and its coarse-profile ablations, taskvec, ensemble) and the baselines
   (random, population-mean, support-residual, oracle) at shots 0 / 10 / 100, ``--repeats`` repeats (default 3);
