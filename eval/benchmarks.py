@@ -9,7 +9,6 @@ Library module, no entry point (see ``python -m eval.run``).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,10 +114,9 @@ def _load_sim(root: str | Path | None, quick: bool) -> tuple[Benchmark, dict]:
     except (ValueError, OSError, KeyError) as err:  # SchemaError is a ValueError
         raise BenchmarkNotAvailableError(f"{path}: cannot load the simulated world: {err}") from None
     benchmark.simulated = True
-    raw = (path / "world.json").read_bytes()
-    meta = json.loads(raw)
+    meta = world.info  # parsed once, by piaa.worlds.WorldFolder
     info = {
-        "world_json_sha256": hashlib.sha256(raw).hexdigest(),
+        "world_json_sha256": hashlib.sha256((path / "world.json").read_bytes()).hexdigest(),
         "world_root": str(path),
         "world_seed": meta.get("seed"),
         "world_config": meta.get("config"),

@@ -88,13 +88,11 @@ class WorldFolder:
         return read_folds(self.root / "folds.json")
 
     def fold(self, index: int) -> Fold:
-        if not 0 <= index < len(self.folds):
-            raise SchemaError(f"{self.root / 'folds.json'}: no fold {index} (it has {len(self.folds)})")
-        return self.folds[index]
+        return _fold(self.folds, index, self.root / "folds.json")
 
     def train_users(self, index: int) -> list[str]:
         """Training users of fold ``index``; every one must have ratings."""
-        return users_of_fold(self.root / "folds.json", index, self.ratings)
+        return _checked_train(self.fold(index)[0], index, self.ratings, self.root / "folds.json")
 
     @cached_property
     def databases(self) -> dict[str, RatingsTable]:
@@ -109,12 +107,18 @@ def users_of_fold(folds_file: str | Path | None, fold: int, table: RatingsTable)
     """Training users of ``fold`` in ``folds_file`` (all users of ``table`` when no file is given)."""
     if not folds_file:
         return table.users
-    folds = read_folds(folds_file)
-    if not 0 <= fold < len(folds):
-        raise SchemaError(f"{folds_file}: no fold {fold} (it has {len(folds)})")
-    train = folds[fold][0]
+    return _checked_train(_fold(read_folds(folds_file), fold, folds_file)[0], fold, table, folds_file)
+
+
+def _fold(folds: list[Fold], index: int, source: str | Path) -> Fold:
+    if not 0 <= index < len(folds):
+        raise SchemaError(f"{source}: no fold {index} (it has {len(folds)})")
+    return folds[index]
+
+
+def _checked_train(train: list[str], index: int, table: RatingsTable, source: str | Path) -> list[str]:
     missing = sorted(set(train) - set(table.users))
     if missing:
-        raise SchemaError(f"{folds_file}: fold {fold} lists {len(missing)} training user(s) absent from the "
+        raise SchemaError(f"{source}: fold {index} lists {len(missing)} training user(s) absent from the "
                           f"ratings, e.g. {missing[:3]}")  # fmt: skip
     return train
