@@ -86,8 +86,9 @@ class Ensemble:
     Without a user (or its ratings) the zero-shot scores are returned as they are. With one, both predictions are
     blended by :func:`blend` with weight ``k / (k + k0)`` on the ratings, and the blended normal score is mapped
     onto ``scale`` through the normal CDF (monotone: the order is the blend's). The blend is rank-based within the
-    scored set, so score a user's photos in one call (``piaa score --user`` does). ``details`` holds the weight,
-    both models' scores and the user's alpha.
+    scored set, so score a user's photos in one call (``piaa score --user`` does). A photo the user rated (the
+    same file content) is shown at their rating, the others placed among them (:func:`piaa.scoring.keep_ratings`).
+    ``details`` holds the weight, both models' scores, the user's alpha and how many rated photos were recognised.
     """
 
     def __init__(self, zero, few, k0: float = DEFAULT_K0):
@@ -108,7 +109,7 @@ class Ensemble:
         from scipy.special import ndtr
 
         from piaa.schema import PARA_SCALE, Profile
-        from piaa.scoring import ScoreResult
+        from piaa.scoring import ScoreResult, content_key, keep_ratings
 
         profile = profile or getattr(user, "profile", None) or Profile()
         scale = scale or getattr(user, "scale", None) or PARA_SCALE
@@ -123,7 +124,11 @@ class Ensemble:
         z = blend(zero.scores[good], few.scores[good], k=k, k0=self.k0) if len(good) else np.zeros(0)
         scores = np.full(len(images), np.nan)
         scores[good] = scale.min + ndtr(z) * scale.range
+        known = user.config.ratings  # photos the user rated keep their rating (piaa.scoring.keep_ratings)
+        rated = {j: known[key] for j, i in enumerate(good) if (key := content_key(images[i])) in known}
+        if rated:
+            scores[good] = keep_ratings(scores[good], rated, scale)
         details = {"weight": blend_weight(k, self.k0), "k0": self.k0, "zero_shot": zero.scores,
                    "few_shot": few.scores, "alpha": few.details.get("alpha"),
-                   "tasks": few.details.get("tasks")}  # fmt: skip
+                   "tasks": few.details.get("tasks"), "rated": len(rated)}  # fmt: skip
         return ScoreResult(scores, scale, zero.images, errors, details)

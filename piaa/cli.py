@@ -180,7 +180,7 @@ def cmd_score(args: argparse.Namespace, argv: list[str]) -> int:
         file=sys.stderr,
     )
     for r in failed:
-        print(f"  {r['image']}: {r['error']}", file=sys.stderr)
+        print(f"  {r['error']}", file=sys.stderr)  # the reason names the file
     return 1 if failed else 0
 
 

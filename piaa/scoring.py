@@ -88,6 +88,16 @@ def assemble(n: int, good: list[int], values: np.ndarray, scale: Scale, images: 
     return ScoreResult(scores, scale, [image_name(im) for im in images], dict(errors), dict(details or {}))
 
 
+def content_key(image: Any) -> str | None:
+    """sha256 of an image file's bytes (how a saved user recognises a photo they rated); None if unreadable."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(image).read_bytes()).hexdigest() if isinstance(image, (str, Path)) else None
+    except OSError:
+        return None
+
+
 def keep_ratings(scores: np.ndarray, rated: dict[int, float], scale: Scale) -> np.ndarray:
     """What a user is shown after rating some photos: a rated photo shows its own rating, so a photo rated 5 is
     always above one rated 1; an unrated photo shows the model's score mapped onto the ratings by a monotone

@@ -52,6 +52,7 @@ class UserConfig:
     scale: dict = field(default_factory=dict)  # the scale of the ratings it was fitted on (Scale.to_dict())
     profile: dict = field(default_factory=dict)  # what the user wrote about themselves, if given (Profile.to_dict())
     skipped: dict = field(default_factory=dict)  # rated photos that could not be read: {path: reason}
+    ratings: dict = field(default_factory=dict)  # {sha256 of a rated photo file: its rating} (piaa.scoring)
 
 
 class PersonalizedUser:
@@ -147,7 +148,7 @@ class PersonalizedScorer:
         naming it (``on_error="skip"``) or raises (``"raise"``); the user's ``config.skipped`` lists them."""
         import warnings
 
-        from piaa.scoring import check_on_error
+        from piaa.scoring import check_on_error, content_key
 
         names = [f"support[{i}]" for i in range(len(support))] if isinstance(support, torch.Tensor) else support
         images, y = validate_ratings(names, scores, scale, source=f"ratings of {user!r}")
@@ -165,12 +166,14 @@ class PersonalizedScorer:
             warnings.warn(f"{len(errors)} rated photo(s) could not be read and were left out: "
                           + "; ".join(skipped.values()), stacklevel=2)  # fmt: skip
         res: FitResult = create_recipe(recipe)(self.ts, feats, y, scale_range=scale.range, **kwargs)
+        kept = [im for i, im in enumerate(images) if not errors or i not in errors]
+        ratings = {} if isinstance(support, torch.Tensor) else {content_key(im): float(r) for im, r in zip(kept, y)}
         cfg = UserConfig(user=str(user), recipe=recipe, tasks=list(res.tasks), groups=res.groups,
                          base_fingerprint=self._fp, task_vectors=self.source,
                          backbone=self.model.config.to_dict(), k=len(feats), seconds=res.seconds,
                          init_srocc=[float(x) for x in res.init_srocc], fallback=res.fallback,
                          scale=scale.to_dict(), profile=profile.to_dict() if profile else {},
-                         skipped=skipped)  # fmt: skip
+                         skipped=skipped, ratings=ratings)  # fmt: skip
         return PersonalizedUser(res.alpha, cfg)
 
     def merged_params(self, user: PersonalizedUser) -> dict[str, torch.Tensor]:

@@ -66,6 +66,8 @@ def test_personalize_then_score_with_the_user(folder, tmp_path, capsys):
     assert main(["score", *map(str, good), "--user", str(tmp_path / "me"), "--out", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert len(rows) == 4 and all(1 <= r["score"] <= 5 for r in rows) and rows[0]["rank"] == 1
+    shown = [r["image"] for r in rows]  # the photos the user rated come back in the order of their ratings
+    assert shown == [str(good[i]) for i in (0, 2, 3, 1)] and [r["score"] for r in rows] == [5.0, 4.5, 2.0, 1.0]
     ratings.write_text("image,score\n" + f"{good[0].name},7\n{good[1].name},True\n")
     assert main(["personalize", "--ratings", str(ratings), "--scale", "1-5:0.5", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
