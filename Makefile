@@ -46,8 +46,8 @@ worlds/sim/world.json: | $(STAMP)
 	$(BIN)/python -m eval.sim --out worlds/sim
 
 .PHONY: results
-results: $(STAMP) worlds/sim/world.json  ## the README simulated results table, from eval.run alone (~15 min on 2 quiet cores)
-	$(BIN)/python -m eval.results --root worlds/sim --seed 0 --max-users 20  # drop --max-users for all 60 (~30 min)
+results: $(STAMP) worlds/sim/world.json  ## the README simulated results table, from eval.run alone (~45 min on 2 quiet cores)
+	$(BIN)/python -m eval.results --root worlds/sim --seed 0  # all 60 fold-0 test users; --max-users 20: ~15 min
 
 bench: $(STAMP) worlds/sim-quick/world.json
 	$(BIN)/python -m taskvec.bench --world worlds/sim-quick --users 8 --ref-users 2

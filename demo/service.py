@@ -72,7 +72,7 @@ MAX_CACHED_FEATURES = 4096
 
 
 class DemoService:
-    """Zero-shot ranking (pmllm) and personalization (taskvec + the ensembler), shared by every demo session.
+    """Zero-shot ranking (pmllm) and personalization (the few-shot model of parts), shared by every demo session.
 
     Models load lazily on first use (or all at once with :meth:`warm`) and stay in memory; each model is used by
     one thread at a time."""
@@ -82,6 +82,8 @@ class DemoService:
         self._pmllm = None
         self._taskvec = None
         self._feats: dict[str, object] = {}  # image path (content-addressed in the store) -> trunk features
+        self._photo_stats: dict[str, np.ndarray] = {}  # image path -> piaa.photostats.photo_stats row
+        self._fewshot = None
         self._pmllm_lock, self._taskvec_lock = threading.RLock(), threading.RLock()
 
     make_profile = staticmethod(make_profile)
@@ -154,49 +156,81 @@ class DemoService:
                     self._feats[p] = f
             return torch.stack([self._feats[str(p)] for p in paths])
 
+    def _stats(self, paths: Sequence[str | Path]) -> np.ndarray:
+        from piaa.photostats import photo_stats
+
+        missing = [str(p) for p in paths if str(p) not in self._photo_stats]
+        if missing:
+            if len(self._photo_stats) + len(missing) > MAX_CACHED_FEATURES:
+                self._photo_stats.clear()
+            self._photo_stats.update(zip(missing, photo_stats(missing)))
+        return np.stack([self._photo_stats[str(p)] for p in paths])
+
+    def fewshot(self):
+        """The few-shot model of parts (:class:`eval.fewshot.FewShot`) over the taskvec scorer."""
+        from eval.fewshot import FewShot
+
+        with self._taskvec_lock:
+            if self._fewshot is None:
+                self._fewshot = FewShot(self.taskvec())
+            return self._fewshot
+
     def fit(self, paths: Sequence[str | Path], rated: dict[int, float], name: str = "demo-user",
-            profile: Profile | None = None):  # fmt: skip
-        """taskvec: the user's merging coefficients fitted on ``rated`` ({photo index: 1-5}); (user, all scores)."""
+            profile: Profile | None = None, zero_shot: np.ndarray | None = None):  # fmt: skip
+        """The few-shot model of parts fitted on ``rated`` ({photo index: 1-5}; ``zero_shot``: the profile part's
+        scores of every photo, None for no profile part): ``(FewShotUser, combined score of every photo)``."""
         idx = sorted(rated)
-        feats = self._features(paths)
         y = np.array([rated[i] for i in idx], dtype=np.float64)
         with self._taskvec_lock:
-            tv = self.taskvec()
-            user = tv.personalize(name, feats[idx], y, scale=PARA_SCALE, recipe="fast", profile=profile)
-            return user, tv.score_features(feats, user)
+            model = self.fewshot()
+            x = model.from_trunk(self._features(paths), self._stats(paths))
+            zero = None if zero_shot is None else np.asarray(zero_shot, dtype=np.float64)
+            user = model.fit(name, x.rows(idx), y, PARA_SCALE, zero=None if zero is None else zero[idx],
+                             profile=profile)  # fmt: skip
+            return user, model.predict(user, x, zero=zero)
 
     def few_shot(self, paths: Sequence[str | Path], rated: dict[int, float]) -> tuple[np.ndarray, float]:
-        """taskvec: fit merging coefficients on ``rated`` ({photo index: 1-5}); (scores of all photos, fit seconds)."""
+        """The ratings' parts alone (no profile): (combined score of every photo, fit seconds)."""
         user, scores = self.fit(paths, rated)
         return scores, float(user.config.seconds)
 
     def personalize(self, paths: Sequence[str | Path], rated: dict[int, float], zero_shot: np.ndarray,
                     name: str = "demo-user", profile: Profile | None = None) -> Personalized:  # fmt: skip
-        """Fit the user's task-vector coefficients on ``rated`` ({photo index: 1-5}), blend with ``zero_shot``.
+        """Fit the few-shot model of parts on ``rated`` ({photo index: 1-5}) with ``zero_shot`` as its profile part.
 
-        Returns (score per photo on 1-5 for display, a one-line explanation, the fitted user). A rated photo is
-        shown at its rating (:func:`piaa.scoring.keep_ratings`), so it is never ranked against what the user said.
+        Returns (score per photo on 1-5 for display, a one-line explanation, the fitted
+        :class:`eval.fewshot.FewShotUser`). A rated photo is shown at its rating
+        (:func:`piaa.scoring.keep_ratings`), so it is never ranked against what the user said.
         """
-        from eval.ensemble import DEFAULT_K0, blend, blend_weight
-
         idx = sorted(rated)
         y = np.array([rated[i] for i in idx], dtype=np.float64)
         if np.ptp(y) == 0:
             note = "All your ratings are equal, so they say nothing about order: kept the zero-shot ranking."
             return Personalized(np.asarray(zero_shot, dtype=np.float64), note, None)
-        user, few = self.fit(paths, rated, name=name, profile=profile)
-        z = blend(zero_shot, few, k=len(idx), k0=DEFAULT_K0)
-        # show the blended order on the familiar 1-5 range: the zero-shot scores, re-assigned by blended rank ...
+        user, z = self.fit(paths, rated, name=name, profile=profile, zero_shot=zero_shot)
+        # show the combined order on the familiar 1-5 range: the zero-shot scores, re-assigned by combined rank ...
         display = np.empty(len(z))
         display[np.argsort(z, kind="stable")] = np.sort(np.asarray(zero_shot, dtype=np.float64))
-        # ... and every rated photo at its own rating, the unrated ones placed among them by the blend
+        # ... and every rated photo at its own rating, the unrated ones placed among them by the model
         display = keep_ratings(display, rated, PARA_SCALE)
-        w = blend_weight(len(idx), DEFAULT_K0)
-        info = (
-            f"Personalized with {len(idx)} rating(s): {100 * w:.0f}% weight on your ratings (task vectors), "
-            f"{100 * (1 - w):.0f}% on your description. Fit took {user.config.seconds:.2f} s."
-        )
-        return Personalized(display, info, user)
+        return Personalized(display, weights_note(user), user)
+
+
+PART_LABELS = {"profile": "your description", "taskvec": "task vectors fitted to your ratings",
+               "residual": "a photo-feature model of your ratings"}  # fmt: skip
+
+
+def weights_note(user) -> str:
+    """One line for the page: how much each part counts and how well it predicted ratings it had not seen."""
+    w = user.config.weights
+    total = sum(w.values()) or 1.0
+    parts = []
+    for name, weight in sorted(w.items(), key=lambda t: -t[1]):
+        agree = user.config.agreement.get(name)
+        seen = f", agreed {agree:+.2f} with your held-back ratings" if agree is not None and agree == agree else ""
+        parts.append(f"{PART_LABELS.get(name, name)} {100 * weight / total:.0f}%{seen}")
+    return (f"Personalized with {user.config.k} rating(s). How much each part counts: " + "; ".join(parts)
+            + f". Fit took {user.config.seconds:.2f} s.")  # fmt: skip
 
 
 def rank_order(scores: Sequence[float]) -> np.ndarray:

@@ -197,7 +197,7 @@ class Demo:
         if res.user is None:
             self.store.drop_ranking(user, "blended")
             return self.view(user, res.info)
-        self.store.save_model(user, res.user)
+        self.store.save_model(user, res.user.taskvec)  # its taste summary; the ranking itself is stored below
         self.store.save_ranking(user, "blended", dict(zip(shas, (float(v) for v in res.scores))), res.info)
         view = self.view(user, res.info)
         view.note += "\n\n" + self._moved_note(view.moved)

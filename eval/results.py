@@ -1,12 +1,13 @@
 """``make results``: regenerate the README's simulated results table from ``eval.run`` alone.
 
-    python -m eval.results --root worlds/sim --seed 0 --max-users 20   # what `make results` runs (~12 min)
-    python -m eval.results --root worlds/sim --seed 0                  # all of fold 0's test users (~3x as long)
+    python -m eval.results --root worlds/sim --seed 0                  # what `make results` runs (~45 min)
+    python -m eval.results --root worlds/sim --seed 0 --max-users 20   # the first 20 test users (~15 min)
     python -m eval.results --root worlds/sim --no-run                  # re-render from the results in --out
 
 Two ``eval.run`` runs on fold 0 of the world, all its test users (or the first ``--max-users`` by id):
 
-* ``main`` - every product scorer (pmllm and its coarse-profile ablations, taskvec, ensemble) and the baselines
+* ``main`` - every product scorer (pmllm and its coarse-profile ablations, taskvec, the residual part, the
+  ensemble, and both without photo statistics, which are the simulated raters' own formulas) and the baselines
   (random, population-mean, support-residual, oracle) at shots 0 / 10 / 100, ``--repeats`` repeats (default 3);
 * ``yun2024`` - the reference task-vector recipe beside the fast one on the first ``--ref-users`` test users
   (it takes ~15 s per fit on CPU), shots 10 / 100, one repeat.
@@ -29,9 +30,14 @@ from eval.metrics import UserScore, paired_differences
 from eval.report import fmt_ci, fmt_num, method_shots_table
 
 MAIN = ["random", "population-mean", "support-residual", "oracle", "pmllm", "pmllm-structured", "pmllm-text",
-        "pmllm-empty", "taskvec", "ensemble"]  # fmt: skip
+        "pmllm-empty", "taskvec", "residual", "residual-no-photostats", "ensemble",
+        "ensemble-no-photostats"]  # fmt: skip
 CLAIMS = [  # (method, reference, shots): the comparisons the README states
-    *[("ensemble", ref, k) for k in (10, 100) for ref in ("pmllm", "taskvec", "support-residual", "population-mean")],
+    ("ensemble", "pmllm", 0),
+    *[("ensemble", ref, k) for k in (10, 100)
+      for ref in ("pmllm", "taskvec", "residual", "support-residual", "population-mean")],
+    *[("ensemble-no-photostats", ref, k) for k in (10, 100)
+      for ref in ("pmllm", "taskvec", "residual-no-photostats", "support-residual", "population-mean")],
     ("taskvec", "population-mean", 10), ("taskvec", "population-mean", 100),
     ("pmllm", "population-mean", 0), ("pmllm-text", "pmllm-empty", 0), ("pmllm-empty", "population-mean", 0),
     ("support-residual", "population-mean", 100), ("taskvec", "taskvec-yun2024", 100),

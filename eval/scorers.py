@@ -161,26 +161,10 @@ class SupportResidualScorer(PopulationMeanScorer):
 
 
 def loo_ridge(x: np.ndarray, y: np.ndarray, xq: np.ndarray, alphas: tuple[float, ...]) -> np.ndarray:
-    """Ridge with an unpenalized intercept fitted on the few rows ``x, y``, the penalty chosen by exact
-    leave-one-out error on those rows; returns predictions for ``xq``.
+    """Predictions for ``xq`` of :class:`piaa.stats.LooRidge` fitted on the few rows ``x, y``."""
+    from piaa.stats import LooRidge
 
-    Dual form: with centred ``xc = x - mean`` and ``K = xc xc^T = Q diag(w) Q^T``, the hat matrix is
-    ``H = 11^T/n + Q diag(w/(w+a)) Q^T`` and the LOO residual is ``(y - Hy)_i / (1 - H_ii)``; cheap when n << features.
-    """
-    n = len(y)
-    mx, my = x.mean(0), float(y.mean())
-    xc, yc = x - mx, y - my
-    w, q = np.linalg.eigh(xc @ xc.T)
-    w = np.clip(w, 0, None)
-    qty = q.T @ yc
-    best, best_err = None, np.inf
-    for a in alphas:
-        shrink = w / (w + a)
-        h_ii = (q**2) @ shrink + 1.0 / n
-        err = float(np.mean(((yc - q @ (shrink * qty)) / np.maximum(1.0 - h_ii, 1e-12)) ** 2))
-        if err < best_err:
-            best, best_err = q @ (qty / (w + a)), err
-    return (xq - mx) @ (xc.T @ best) + my
+    return LooRidge.fit(x, y, alphas).predict(xq)
 
 
 class OracleScorer(Scorer):
@@ -240,6 +224,9 @@ SCORERS: dict[str, Callable[..., Scorer]] = {
     "pmllm-empty": lazy("eval.scorers_pmllm:PMLLMEmptyScorer"),
     "prompt-only": lazy("eval.scorers_pmllm:PromptOnlyScorer"),
     "ensemble": lazy("eval.scorers_ensemble:EnsembleScorer"),
+    "ensemble-no-photostats": lazy("eval.scorers_ensemble:create_no_photostats"),
+    "residual": lazy("eval.scorers_ensemble:create_residual"),
+    "residual-no-photostats": lazy("eval.scorers_ensemble:create_residual_no_photostats"),
 }
 
 BASELINES = ("random", "population-mean", "support-residual", "oracle")

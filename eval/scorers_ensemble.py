@@ -1,25 +1,26 @@
-"""Harness adapter ``ensemble``: pmllm's zero-shot prediction blended with taskvec's few-shot one.
+"""Harness adapters for the few-shot model of parts (:mod:`eval.fewshot`): ``ensemble`` and its ablations.
 
-Per test user: pmllm scores the query from the profile, taskvec fits the user's merging coefficients on the support
-ratings and scores the query, and :func:`eval.ensemble.blend` combines them with weight ``k / (k + k0)`` on the
-ratings. ``k0`` ("how many ratings the profile is worth") is chosen **on the support set only**: with at least
-``min_split`` support ratings, the support is split in two halves; taskvec is fitted on one half and both models
-are scored on the other (and the other way round), and ``select_k0`` picks the ``k0`` with the best mean SROCC.
-With fewer ratings the a-priori ``DEFAULT_K0`` is used. Query ratings are never looked at.
+Per test user: pmllm scores the support and query photos from the profile (the ``profile`` part), and
+:class:`eval.fewshot.FewShot` fits the ``taskvec`` and ``residual`` parts on the support ratings and weighs all
+parts by their agreement with held-back support ratings (:func:`eval.fewshot.part_weights`). Query ratings are never
+looked at. At 0 shots the ensemble is pmllm's prediction.
 
-Library module, no entry point (see ``python -m eval.run``).
+Registered names (``eval.scorers.SCORERS``): ``ensemble`` (all parts), ``ensemble-no-photostats`` (the residual
+part without photo statistics: the simulated raters' formulas are those statistics), ``residual`` /
+``residual-no-photostats`` (the residual part alone). Library module, no entry point (see ``python -m eval.run``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import warnings
 
 import numpy as np
 
 from eval.api import Benchmark, Scorer, UserTask
-from eval.ensemble import DEFAULT_K0, blend, select_k0
+from eval.fewshot import PARTS, FewShot
 
 
 class EnsembleScorer(Scorer):
@@ -28,61 +29,81 @@ class EnsembleScorer(Scorer):
 
     def __init__(
         self,
-        k0: float | None = None,
-        min_split: int = 20,
+        parts: tuple[str, ...] | list[str] = PARTS,
+        photostats: bool = True,
         seed: int = 0,
         pmllm_checkpoint: str | os.PathLike | None = None,
         taskvec_artifacts: str | os.PathLike | None = None,
         cache_dir: str | os.PathLike | None = None,
+        recipe_kwargs: dict | None = None,
         progress: bool = True,
     ):
-        """``k0``: a fixed k0 instead of the one chosen on the support set; ``pmllm_checkpoint`` (default: the
-        committed one) and ``taskvec_artifacts`` (default: the committed task vectors) are the two halves. An
-        unknown keyword (a misspelt ``--scorer-options`` entry) is a ``TypeError``, never ignored."""
-        from eval.scorers_pmllm import PMLLMScorer
+        """``parts``: which parts of :data:`eval.fewshot.PARTS` to use; ``photostats``: photo statistics in the
+        residual part; ``pmllm_checkpoint`` / ``taskvec_artifacts``: default the committed ones. An unknown keyword
+        (a misspelt ``--scorer-options`` entry) is a ``TypeError``, never ignored."""
         from eval.scorers_taskvec import TaskVecScorer
 
-        self.k0 = k0
-        self.min_split = int(min_split)
-        self.seed = int(seed)
-        self.zero = PMLLMScorer(checkpoint=pmllm_checkpoint)
+        unknown = set(parts) - set(PARTS)
+        if unknown or not parts:
+            raise ValueError(f"ensemble: parts must be a non-empty subset of {PARTS}, got {list(parts)}")
+        self.parts, self.photostats, self.seed = tuple(parts), bool(photostats), int(seed)
+        self.cache_dir, self.progress = cache_dir, progress
+        self.zero = None
+        if "profile" in self.parts:
+            from eval.scorers_pmllm import PMLLMScorer
+
+            self.zero = PMLLMScorer(checkpoint=pmllm_checkpoint)
         self.few = TaskVecScorer(recipe="fast", artifacts=taskvec_artifacts, seed=seed, cache_dir=cache_dir,
                                  progress=progress)  # fmt: skip
-        self.chosen_k0: list[float] = []
+        self.recipe_kwargs = dict(recipe_kwargs or {})
+        self.model: FewShot | None = None
+        self.inputs = None
+        self._root = None
+        self.weights: list[dict[str, float]] = []  # per predicted task: the part weights the rule chose
 
     def fit(self, benchmark: Benchmark, train_users: list[str]) -> None:
-        self.zero.fit(benchmark, train_users)
-        self.few.fit(benchmark, train_users)
+        from piaa.features import feature_cache_dir
+        from piaa.photostats import photo_stats
 
-    def _k0_from_support(self, task: UserTask) -> float:
-        k = len(task.support_images)
-        y = np.asarray(task.support_scores, dtype=np.float64)
-        if self.k0 is not None:
-            return float(self.k0)
-        if k < self.min_split or np.ptp(y) == 0:
-            return DEFAULT_K0
-        rng = np.random.default_rng([self.seed, k, task.repeat, len(task.user)])
-        perm = rng.permutation(k)
-        halves = (perm[: k // 2], perm[k // 2 :])
-        episodes = []
-        for fit_idx, eval_idx in (halves, halves[::-1]):
-            if np.ptp(y[fit_idx]) == 0 or np.ptp(y[eval_idx]) == 0:
-                continue
-            sub = dataclasses.replace(
-                task,
-                support_images=[task.support_images[i] for i in fit_idx],
-                support_scores=y[fit_idx],
-                query_images=[task.support_images[i] for i in eval_idx],
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                episodes.append((self.zero.predict(sub), self.few.predict(sub), y[eval_idx], len(fit_idx)))
-        return select_k0(episodes) if episodes else DEFAULT_K0
+        if self.zero is not None:
+            self.zero.fit(benchmark, train_users)
+        self.few.fit(benchmark, train_users)
+        if self._root == self.few._root and self.inputs is not None:
+            return
+        self.model = FewShot(self.few.scorer, photostats=self.photostats, parts=self.parts, seed=self.seed,
+                             recipe_kwargs=self.recipe_kwargs)  # fmt: skip
+        stats = None
+        if self.photostats:
+            paths = [benchmark.image_path(i) for i in benchmark.table.images]
+            stats = photo_stats(paths, cache=feature_cache_dir(self.cache_dir), progress=self.progress)
+        self.inputs = self.model.from_trunk(self.few.feats, stats)
+        self._root = self.few._root
+
+    def _rows(self, images: list[str]):
+        missing = [i for i in images if i not in self.few.index]
+        if missing:
+            raise KeyError(f"{self.name}: {len(missing)} image(s) are not in the benchmark, e.g. {missing[0]}")
+        return self.inputs.rows([self.few.index[i] for i in images])
 
     def predict(self, task: UserTask) -> np.ndarray:
-        zero = self.zero.predict(task)
-        if len(task.support_images) < 2:
-            return blend(zero, None, k=0)
-        k0 = self._k0_from_support(task)
-        self.chosen_k0.append(k0)
-        return blend(zero, self.few.predict(task), k=len(task.support_images), k0=k0)
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: call fit(benchmark, train_users) before predict")
+        support, query = list(task.support_images), list(task.query_images)
+        zero_s = zero_q = None
+        if self.zero is not None:
+            both = self.zero.predict(dataclasses.replace(task, query_images=support + query))
+            zero_s, zero_q = both[: len(support)], both[len(support) :]
+        q = self._rows(query)
+        if len(support) < 2:
+            return zero_q if zero_q is not None else q.base
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            user = self.model.fit(task.user, self._rows(support), task.support_scores, task.scale, zero=zero_s)
+        self.weights.append(dict(user.config.weights))
+        return self.model.predict(user, q, zero=zero_q)
+
+
+# ablations: the same scorer with other defaults (partials keep the signature the harness reads its options from)
+create_no_photostats = functools.partial(EnsembleScorer, photostats=False)
+create_residual = functools.partial(EnsembleScorer, parts=("residual",))
+create_residual_no_photostats = functools.partial(EnsembleScorer, parts=("residual",), photostats=False)

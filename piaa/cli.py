@@ -83,10 +83,10 @@ def score_rows(images: list[str], args: argparse.Namespace) -> list[dict]:
     scale = parse_scale(args.scale)
     if args.user:
         from eval.ensemble import Ensemble
-        from taskvec.model import PersonalizedUser
+        from eval.fewshot import FewShotUser
 
         try:
-            user = PersonalizedUser.from_pretrained(args.user)
+            user = FewShotUser.from_pretrained(args.user)
         except (FileNotFoundError, SchemaError, ValueError) as err:
             raise UsageError(f"--user: {err}") from None
         model, who = Ensemble.from_pretrained(args.pmllm, args.taskvec), {"user": user, "profile": profile}
@@ -199,22 +199,25 @@ def cmd_personalize(args: argparse.Namespace, argv: list[str]) -> int:
     paths = [str(root / im) for im in rf.images]
     how = "inferred from the ratings (pass --scale to set it)" if rf.scale_inferred else "as given"
     print(f"{len(paths)} ratings on the scale {rf.scale.describe()} ({how})", file=sys.stderr)
-    from taskvec.model import PersonalizedScorer
+    from eval.ensemble import Ensemble
 
-    scorer = PersonalizedScorer.from_pretrained(args.taskvec)
+    model = Ensemble.from_pretrained(args.pmllm, args.taskvec)
     name = args.user_id or Path(args.out).name
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        user = scorer.personalize(name, paths, rf.scores, scale=rf.scale, profile=profile_from_args(args))
+        user = model.personalize(name, paths, rf.scores, scale=rf.scale, profile=profile_from_args(args))
     folder = user.save_pretrained(args.out)
     size = sum(f.stat().st_size for f in folder.iterdir())
-    for path, why in user.config.skipped.items():
+    skipped = user.taskvec.config.skipped
+    for path, why in skipped.items():
         print(f"  left out {path}: {why}", file=sys.stderr)
     for w in caught:
         if "could not be read" not in str(w.message):
             print(f"  note: {w.message}", file=sys.stderr)
-    print(f"saved user {name!r} ({user.config.k} ratings, {size / 1024:.1f} kB) to {folder}", file=sys.stderr)
-    return 1 if user.config.skipped else 0
+    weights = ", ".join(f"{k} {v:.2f}" for k, v in user.config.weights.items())
+    print(f"saved user {name!r} ({user.config.k} ratings, {size / 1024:.1f} kB; part weights {weights}) to "
+          f"{folder}", file=sys.stderr)  # fmt: skip
+    return 1 if skipped else 0
 
 
 def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
@@ -264,13 +267,15 @@ def parser() -> argparse.ArgumentParser:
     pe = sub.add_parser(
         "personalize",
         help="fit a user from a ratings CSV (image,score[,user])",
-        description="Fits the user's task-vector coefficients on their ratings and saves them.",
+        description="Fits the user's few-shot model on their ratings (task vectors, a photo-feature ridge and the "
+        "profile, each weighted by how well it predicts the user's held-back ratings) and saves it.",
     )
     pe.add_argument("--ratings", required=True, help="CSV with a header: image,score (optionally user)")
     pe.add_argument("--photos", help="folder the CSV's image names are relative to (default: the CSV's folder)")
     pe.add_argument("--scale", help="the ratings' scale MIN-MAX[:STEP] (default: inferred, and stated)")
     pe.add_argument("--user-id", help="which user of a multi-user CSV")
     _add_profile_flags(pe)
+    pe.add_argument("--pmllm", help="a pmllm checkpoint folder (default: the committed one)")
     pe.add_argument("--taskvec", help="a task-vector folder (default: the committed one)")
     pe.add_argument("--out", required=True, help="folder to save the user in (a few kilobytes)")
     sub.add_parser("eval", help="run the benchmark harness (python -m eval.run; --help there)", add_help=False)

@@ -10,6 +10,11 @@ Library module, no entry point::
 
     from piaa.photostats import attributes
     attributes(Image.open("a.jpg").convert("RGB"))["brightness"]   # mean luma in [0, 1]
+    photo_stats(["a.jpg", "b.png"])                                 # (2, 8) array, ATTRIBUTES order
+
+:func:`photo_stats` measures files at a fixed working size (short side :data:`STATS_SIDE`), so the numbers of a
+camera file and of its downsized copy agree; the few-shot model (``eval.fewshot``) uses them as features that
+carry light and colour, which ImageNet features are trained to ignore.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+STATS_SIDE = 256  # short side (pixels) at which photo_stats measures a file
 ATTRIBUTES = ("brightness", "contrast", "colorfulness", "saturation", "warmth", "sharpness", "noise", "clipping")
 
 
@@ -72,3 +78,66 @@ def attributes(img: Image.Image | np.ndarray) -> dict[str, float]:
         "noise": float(np.log1p(sigma)),
         "clipping": float(((y < 0.02) | (y > 0.98)).mean()),
     }
+
+
+def _stats_of_file(path) -> np.ndarray:
+    from piaa.images import load_image
+
+    img = load_image(path, min_side=STATS_SIDE)
+    w, h = img.size
+    if min(w, h) > STATS_SIDE:
+        f = STATS_SIDE / min(w, h)
+        img = img.resize((max(1, round(w * f)), max(1, round(h * f))), Image.BILINEAR)
+    a = attributes(img)
+    return np.array([a[k] for k in ATTRIBUTES], dtype=np.float64)
+
+
+def photo_stats(paths, errors: dict[int, str] | None = None, workers: int = 2, cache=None,
+                progress: bool = False) -> np.ndarray:  # fmt: skip
+    """(n, len(ATTRIBUTES)) attributes of image files measured at short side :data:`STATS_SIDE`.
+
+    ``errors``: a dict to collect ``{index: reason}`` for files that cannot be decoded (their rows are NaN); with
+    ``errors=None`` the first bad file raises :class:`piaa.images.ImageDecodeError`. ``cache``: a folder; the
+    matrix is kept there under the feature caches' content-keyed name (:func:`piaa.features.cache_file`).
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from tqdm.auto import tqdm
+
+    from piaa.images import ImageDecodeError
+
+    paths = list(paths)
+    target = None
+    if cache is not None and errors is None:
+        from piaa.features import cache_file
+
+        target = cache_file(cache, SimpleNamespace(name="photostats", image_size=STATS_SIDE), paths, ATTRIBUTES)
+        target = target.with_suffix(".npy")
+        if target.is_file():
+            return np.load(target)
+
+    def one(p):
+        try:
+            return _stats_of_file(p)
+        except ImageDecodeError as err:
+            if errors is None:
+                raise
+            return err
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        it = pool.map(one, paths)
+        rows = list(tqdm(it, total=len(paths), desc="photo stats", unit="img", disable=not progress, leave=False))
+    out = np.full((len(rows), len(ATTRIBUTES)), np.nan)
+    for i, r in enumerate(rows):
+        if isinstance(r, Exception):
+            errors[i] = str(r)  # type: ignore[index]
+        else:
+            out[i] = r
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp.npy")
+        np.save(tmp, out)
+        os.replace(tmp, target)
+    return out

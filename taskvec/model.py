@@ -165,6 +165,8 @@ class PersonalizedScorer:
                 )
             warnings.warn(f"{len(errors)} rated photo(s) could not be read and were left out: "
                           + "; ".join(skipped.values()), stacklevel=2)  # fmt: skip
+        if recipe == "fast":  # start from, and pull towards, the population's task model (MODEL_CARD.md)
+            kwargs.setdefault("prior_task", self.population_task())
         res: FitResult = create_recipe(recipe)(self.ts, feats, y, scale_range=scale.range, **kwargs)
         kept = [im for i, im in enumerate(images) if not errors or i not in errors]
         ratings = {} if isinstance(support, torch.Tensor) else {content_key(im): float(r) for im, r in zip(kept, y)}
@@ -204,6 +206,26 @@ class PersonalizedScorer:
         out = [functional_call(self.model, params, (feats[i : i + batch_size].float(),), {"stage": "trunk"})
                for i in range(0, len(feats), batch_size)]  # fmt: skip
         return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+    @torch.inference_mode()
+    def embed(self, feats: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """theta_0's pooled tail output of trunk features (for Lite0 the pretrained 1280-d pooled features)."""
+        out = [self.model.tail(feats[i : i + batch_size].float()) for i in range(0, len(feats), batch_size)]
+        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 0))
+
+    def population_task(self) -> str:
+        """The task vector that stands for the population's taste: ``general`` if present, else the first."""
+        return "general" if "general" in self.ts.names else self.ts.names[0]
+
+    @torch.inference_mode()
+    def task_scores(self, feats: torch.Tensor, task: str | None = None, batch_size: int = 256) -> np.ndarray:
+        """Normalised scores in [0, 1] of one task model (theta_0 + tau_task; default :meth:`population_task`)."""
+        task = task or self.population_task()
+        if task not in self.ts.names:
+            raise KeyError(f"no task vector {task!r}; this scorer has {self.ts.names}")
+        onehot = torch.nn.functional.one_hot(torch.tensor(self.ts.names.index(task)), self.ts.num_tasks).float()
+        params = self.ts.merged({k: onehot for k in self.ts.keys})
+        return self.ts.scores(feats, params, batch_size).numpy().astype(np.float64)
 
     @torch.inference_mode()
     def score(self, images: Sequence, *, user: PersonalizedUser | None = None, profile: Profile | None = None,

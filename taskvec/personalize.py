@@ -9,16 +9,19 @@ target 0.5 for tied ratings, scores ``s`` on the user's scale:
   shuffled batch of B = min(32, k) support images, AdamW lr 1e-2 (torch default weight decay), 500 steps, no clamp.
   Computation: merged weights every step, then the tail + head forward/backward on the batch. It reads the cached
   trunk output (exact: the trunk is frozen and identical in every task model), nothing else is cached.
-* ``fast`` - the project's recipe: the same init and loss, but (1) one alpha per (module, task) ("block-wise", e.g.
+* ``fast`` - the project's recipe: the same loss, but (1) one alpha per (module, task) ("block-wise", e.g.
   4 blocks instead of 7 tensors for EfficientNet-Lite0), (2) every pair of the support set every step (full
   batch), (3) L-BFGS with a strong-Wolfe line search for a fixed small budget (10 iterations) instead of 500
-  AdamW steps, with an L2 pull of alpha towards its init of weight ``l2`` (default 3 / k**1.5: a fixed prior
-  against a likelihood that grows with k) so the line search cannot run off along the "spread the scores"
-  direction the BT loss rewards (how the weight was tuned, on users kept apart from the benchmark's:
-  ``taskvec/MODEL_CARD.md``), and (4) cached frozen computation beyond the trunk: when the tail starts with a
-  linear op (Lite0's 1x1 conv_head), ``x @ (W0 + sum_t a_t tau_t) = x @ W0 + sum_t a_t (x @ tau_t)``, so the T+1
-  products are computed once per user and each step only mixes them (exact, not an approximation). Above
-  ``cache_max_images`` support images it falls back to direct merged forwards on random all-pairs mini-batches.
+  AdamW steps, with an L2 pull of alpha towards its start of weight ``l2`` (a fixed prior against a likelihood
+  that grows with k) so the line search cannot run off along the "spread the scores" direction the BT loss
+  rewards, and (4) cached frozen computation beyond the trunk: when the tail starts with a linear op (Lite0's 1x1
+  conv_head), ``x @ (W0 + sum_t a_t tau_t) = x @ W0 + sum_t a_t (x @ tau_t)``, so the T+1 products are computed
+  once per user and each step only mixes them (exact, not an approximation). Above ``cache_max_images`` support
+  images it falls back to direct merged forwards on random all-pairs mini-batches. The start: softmax(10 *
+  SROCC_t) as in yun2024 (``l2`` default 3 / k**1.5), or with ``prior_task`` that task model alone (``l2``
+  default 9 / k**1.5); :class:`taskvec.model.PersonalizedScorer` starts every user from the population's
+  ``general`` task, so few ratings cannot pull a user below the population model (how both were chosen, on
+  users kept apart from the benchmark's: ``taskvec/MODEL_CARD.md``).
 
 Use: ``create_recipe(name)(task_set, trunk_features, scores, scale_range=scale.range, **options)`` returns a
 :class:`FitResult` (``alpha`` per group and task; ``coefficients()`` per tensor, for :meth:`TaskSet.merged`).
@@ -170,10 +173,12 @@ def _setup(ts: TaskSet, feats: torch.Tensor, scores, blockwise: bool):
     return y_np, torch.tensor(y_np, dtype=torch.float32), feats.float(), default_groups(ts.keys, blockwise=blockwise)
 
 
-def _fallback(ts: TaskSet, groups, recipe: str, t0: float) -> FitResult:
-    warnings.warn("support ratings are all equal (no ranking signal): using the prior (uniform) coefficients",
+def _fallback(ts: TaskSet, groups, recipe: str, t0: float, prior_task: str | None = None) -> FitResult:
+    warnings.warn("support ratings are all equal (no ranking signal): using the prior coefficients",
                   AllEqualRatingsWarning, stacklevel=3)  # fmt: skip
     a = prior_alpha(len(groups), ts.num_tasks)
+    if prior_task in ts.names:
+        a = F.one_hot(torch.full((len(groups),), ts.names.index(prior_task)), ts.num_tasks).float()
     return FitResult(a, groups, ts.names, recipe, [0.0] * ts.num_tasks, 0, time.perf_counter() - t0, True)
 
 
@@ -235,14 +240,17 @@ def _pairwise_loss(s: torch.Tensor, y: torch.Tensor, iu: torch.Tensor | None = N
 def fit_fast(
     ts: TaskSet, feats: torch.Tensor, scores, *, scale_range: float = 1.0, optimizer: str = "lbfgs", steps: int = 60,
     lr: float = 0.05, max_iter: int = 10, l2: float | None = None, blockwise: bool = True, cache_max_images: int = 256,
-    minibatch: int = 128, seed: int = 0,
+    minibatch: int = 128, seed: int = 0, prior_task: str | None = None,
 ) -> FitResult:  # fmt: skip
-    """The fast recipe (see module docstring). ``feats`` are cached trunk outputs of the support images."""
+    """The fast recipe (see module docstring). ``feats`` are cached trunk outputs of the support images.
+
+    ``prior_task``: start from (and pull towards) that task model alone, e.g. the population's ``general``,
+    instead of softmax(10 * SROCC_t) on the support set."""
     t0 = time.perf_counter()
     y_np, y, feats, groups = _setup(ts, feats, scores, blockwise=blockwise)
     if np.ptp(y_np) == 0:
-        return _fallback(ts, groups, "fast", t0)
-    l2 = 3.0 / len(y) ** 1.5 if l2 is None else float(l2)
+        return _fallback(ts, groups, "fast", t0, prior_task)
+    l2 = (3.0 if prior_task is None else 9.0) / len(y) ** 1.5 if l2 is None else float(l2)
     first = ts.model.tail.first_linear
     cache = _FirstLinearCache(ts, feats) if first and len(y) <= cache_max_images else None
     gidx = {k: g for g, keys in enumerate(groups) for k in keys}
@@ -262,7 +270,12 @@ def fit_fast(
         for t in range(ts.num_tasks):
             onehot = F.one_hot(torch.full((len(groups),), t), ts.num_tasks).float()
             init.append(srocc(torch.cat([forward(onehot, c) for c in chunks]).numpy(), y_np))
-    a0 = torch.softmax(10.0 * torch.tensor(init), dim=0).repeat(len(groups), 1)
+    if prior_task is None:
+        a0 = torch.softmax(10.0 * torch.tensor(init), dim=0).repeat(len(groups), 1)
+    elif prior_task in ts.names:
+        a0 = F.one_hot(torch.full((len(groups),), ts.names.index(prior_task)), ts.num_tasks).float()
+    else:
+        raise ValueError(f"fast recipe: prior_task {prior_task!r} is not one of the task vectors {ts.names}")
     alpha = torch.nn.Parameter(a0.clone())
     gen = torch.Generator().manual_seed(seed)
     full = cache is not None or len(y) <= minibatch

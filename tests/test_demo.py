@@ -6,7 +6,6 @@ import pytest
 from scipy.stats import spearmanr
 
 from demo.service import DemoService, make_profile, parse_ratings
-from eval.ensemble import blend
 from piaa.images import load_image
 from piaa.photos import bundled_photos, sample_photos
 
@@ -82,24 +81,17 @@ def test_service_zero_shot_and_personalize(service, tmp_path):
     few, seconds = service.few_shot(paths, rated)
     assert seconds < 30
     blended, info, user = service.personalize(paths, rated, s_dark)
-    assert user.config.k == 8 and np.asarray(user.alpha).shape[1] == len(user.config.tasks)
+    assert user.config.k == 8 and np.asarray(user.taskvec.alpha).shape[1] == len(user.taskvec.config.tasks)
     assert blended.shape == (12,) and "8 rating" in info
     assert [blended[i] for i in rated] == [rated[i] for i in rated]  # a rated photo is shown at its rating
     unrated = [i for i in range(12) if i not in rated]
-    z = blend(s_dark, few, k=8)
-    assert spearmanr(blended[unrated], z[unrated])[0] == pytest.approx(1.0)  # the others: the ensembler's order
+    _, z = service.fit(paths, rated, zero_shot=s_dark)
+    assert spearmanr(blended[unrated], z[unrated])[0] == pytest.approx(1.0)  # the others: the model's order
     assert np.all((blended >= 1) & (blended <= 5))  # on the familiar 1-5 scale
     same, note, nobody = service.personalize(paths, {0: 3.0, 1: 3.0}, s_warm)
     assert np.array_equal(same, s_warm) and "equal" in note and nobody is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known regression, issue 11 ('It follows your ratings'): with world v2's "
-    "task vectors the fast recipe's prior (3/k^1.5, tuned on world v1) keeps alpha near its init at "
-    "k=8, so the fit follows this brightness taste with Spearman 0.294 (was > 0.3 with the v1 vectors; "
-    "0.66 with a weak prior, l2=0.01)",
-)
 def test_few_shot_fit_follows_a_brightness_taste(service, tmp_path):
     paths = edited_photos(tmp_path, 12)
     bright = np.array([np.asarray(load_image(p).convert("L"), dtype=float).mean() for p in paths])
@@ -153,3 +145,24 @@ def test_bad_uploads_are_listed_and_the_rest_ranked(service, tmp_path):
                                                                             *good[1:]])  # fmt: skip
     assert paths == good and len(scores) == 3 and np.all((scores >= 1) & (scores <= 5))
     assert list(rejected) == ["report.pdf"] and rejected["report.pdf"]
+
+
+def test_ratings_in_reverse_of_the_zero_shot_order_win(service):
+    """16 photos, 8 rated in the exact reverse of the zero-shot order (4 rated 1, 4 rated 5): the rated photos are
+    shown in the ratings' order, and for a user whose hidden taste is the reverse of the zero-shot model the
+    unrated photos move towards that taste."""
+    paths = service.sample_photos()[:16]
+    profile = service.make_profile("I like calm landscapes with soft light.")
+    zero = service.zero_shot(profile, paths)
+    order = np.argsort(-zero, kind="stable")  # best first
+    rated_idx = order[::2]  # every other photo, through the whole range
+    hidden = -zero  # the user's taste: the reverse of what the model predicted
+    rated = {int(i): (1.0 if r < 4 else 5.0) for r, i in enumerate(rated_idx)}
+    shown, info, user = service.personalize(paths, rated, zero)
+    ranks = np.argsort(np.argsort(-shown, kind="stable"))
+    assert max(ranks[i] for i in rated if rated[i] == 5) < min(ranks[i] for i in rated if rated[i] == 1)
+    assert user.config.weights["profile"] == 0.0 and "description 0%" in info
+    unrated = [i for i in range(16) if i not in rated]
+    before = spearmanr(zero[unrated], hidden[unrated])[0]
+    after = spearmanr(shown[unrated], hidden[unrated])[0]
+    assert before == pytest.approx(-1.0) and after > 0  # on held-back photos the ranking turned round

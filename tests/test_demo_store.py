@@ -3,6 +3,7 @@ mode, content-addressed photos with limits, validated ratings, the fitted user a
 session never reaching another's photos."""
 
 import sqlite3
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -47,7 +48,8 @@ class FakeService:
         return []
 
     def personalize(self, paths, rated, zero_shot, name="demo-user", profile=None):
-        return Personalized(-np.asarray(zero_shot), f"Personalized with {len(rated)} rating(s).", fake_user(name))
+        fitted = SimpleNamespace(taskvec=fake_user(name))  # a FewShotUser's taskvec part is what the store keeps
+        return Personalized(-np.asarray(zero_shot), f"Personalized with {len(rated)} rating(s).", fitted)
 
 
 @pytest.fixture

@@ -96,6 +96,7 @@ def scorer_options(checkpoint, tiny_dirs) -> dict[str, dict]:
     return {
         **{n: {"checkpoint": checkpoint} for n in PMLLM_FAMILY},
         "ensemble": {"pmllm_checkpoint": checkpoint},
+        "ensemble-no-photostats": {"pmllm_checkpoint": checkpoint},
         "prompt-only": {"llm": str(tiny_dirs / "lm")},
         "taskvec-yun2024": {"recipe_kwargs": {"steps": 10}},
     }

@@ -31,7 +31,7 @@ def test_same_call_shape_same_contract(ensemble, photos):
     me = Profile(text="I love warm colourful pictures of animals")
     user = ensemble.personalize("me", good[:4], [5.0, 1.0, 4.0, 2.0], scale=PARA_SCALE, profile=me)
     images = [good[0], bad, *good[1:]]
-    calls = {"pmllm": (ensemble.zero, {"profile": me}), "taskvec": (ensemble.few, {"user": user}),
+    calls = {"pmllm": (ensemble.zero, {"profile": me}), "taskvec": (ensemble.few, {"user": user.taskvec}),
              "ensemble": (ensemble, {"user": user})}  # fmt: skip
     for name, (model, who) in calls.items():
         for scale in (PARA_SCALE, TEN):
@@ -46,12 +46,11 @@ def test_same_call_shape_same_contract(ensemble, photos):
             model.score(images, on_error="raise", **who)
     # default scale: what the model or the user was fitted on
     assert ensemble.zero.score(good, profile=me).scale == PARA_SCALE
-    assert ensemble.few.score(good, user=user).scale == PARA_SCALE
-    assert (
-        ensemble.score(good, user=user).details["weight"] > 0
-        and ensemble.score(good, profile=me).details["weight"] == 0
-    )
-    assert np.asarray(ensemble.few.score(good, user=user).details["alpha"]).shape == tuple(user.alpha.shape)
+    assert ensemble.few.score(good, user=user.taskvec).scale == PARA_SCALE
+    assert set(ensemble.score(good, user=user).details["weights"]) == {"profile", "taskvec", "residual"}
+    assert ensemble.score(good, profile=me).details["weights"] == {"profile": 1.0}
+    alpha = ensemble.few.score(good, user=user.taskvec).details["alpha"]
+    assert np.asarray(alpha).shape == tuple(user.taskvec.alpha.shape)
     assert ensemble.zero.score(good, profile=me).details["probs"].shape == (6, 5)
 
 

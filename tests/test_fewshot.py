@@ -1,0 +1,154 @@
+"""The few-shot model of parts (eval.fewshot): the weighting rule, the residual ridge, the saved user, and the
+proof that nothing in it sees query ratings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from eval.fewshot import PRIOR_AGREEMENT, combine, normal_scores, part_weights
+from piaa.stats import LooRidge
+
+
+def test_normal_scores_are_scale_free():
+    x = np.array([3.0, 1.0, 2.0, 10.0])
+    np.testing.assert_allclose(normal_scores(x), normal_scores(100 * x - 7))  # monotone transforms do not matter
+    assert np.all(normal_scores([2.0, 2.0, 2.0]) == 0)
+    with pytest.raises(ValueError, match="NaN"):
+        normal_scores([1.0, np.nan])
+
+
+def test_a_part_that_contradicts_the_ratings_loses_its_weight():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=30)
+    held = {"profile": -y + 0.1 * rng.normal(size=30), "taskvec": y + rng.normal(size=30), "residual": y}
+    w, agree = part_weights(held, y)
+    assert w["profile"] == 0.0 and agree["profile"] < -0.9  # reversed: no weight at all
+    assert w["residual"] > w["taskvec"] > 0  # the better predictor of held-back ratings counts more
+    held["profile"] = y + 0.05 * rng.normal(size=30)
+    w2, _ = part_weights(held, y)
+    assert w2["profile"] > w2["taskvec"]  # one that agrees keeps it
+
+
+def test_few_ratings_lean_on_the_prior_and_equal_ratings_say_nothing():
+    y = np.array([1.0, 5.0])
+    w, agree = part_weights({"profile": np.array([5.0, 1.0]), "taskvec": None}, y)
+    assert np.isnan(agree["taskvec"])  # unchecked: its prior only
+    w0, _ = part_weights({"profile": None, "taskvec": None}, y)
+    assert w0["profile"] > w0["taskvec"] > 0 and PRIOR_AGREEMENT["profile"] > PRIOR_AGREEMENT["taskvec"]
+    assert w["profile"] < w0["profile"]  # 2 contradicting ratings already cost the profile some weight
+    flat, _ = part_weights({"profile": np.array([1.0, 2.0, 3.0]), "taskvec": np.array([3.0, 2.0, 1.0])},
+                           np.array([3.0, 3.0, 3.0]))  # fmt: skip
+    assert flat == part_weights({"profile": None, "taskvec": None}, np.array([3.0, 3.0, 3.0]))[0]
+    none, _ = part_weights({"profile": -y, "taskvec": None}, y, prior={"profile": 0.0, "taskvec": 0.0})
+    assert none == {"profile": 1.0, "taskvec": 0.0}  # nothing agrees: the profile alone
+
+
+def test_combine_uses_only_weighted_parts():
+    a, b = np.arange(5.0), -np.arange(5.0)
+    only_a = combine({"profile": a, "taskvec": b}, {"profile": 1.0, "taskvec": 0.0})
+    assert spearmanr(only_a, a)[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no part"):
+        combine({"profile": a}, {"profile": 0.0})
+
+
+def test_loo_ridge_predictions_and_the_one_se_rule():
+    rng = np.random.default_rng(1)
+    x, w = rng.normal(size=(12, 40)), rng.normal(size=40)
+    y = x @ w * 0.1 + rng.normal(size=12)
+    alphas = tuple(np.logspace(-2, 4, 13))
+    r = LooRidge.fit(x, y, alphas)
+    for i in (0, 5):  # the stored leave-one-out predictions are what a fit without row i predicts for row i
+        keep = np.arange(12) != i
+        assert LooRidge.fit(x[keep], y[keep], (r.alpha,)).predict(x[i : i + 1])[0] == pytest.approx(r.loo_pred[i])
+    assert LooRidge.fit(x, y, alphas, rule="1se").alpha >= r.alpha
+    with pytest.raises(ValueError, match="rule"):
+        LooRidge.fit(x, y, alphas, rule="max")
+
+
+# ------------------------------------------------------------------------------- the model on real models
+@pytest.fixture(scope="module")
+def model():
+    from eval.fewshot import FewShot
+    from taskvec.model import PersonalizedScorer
+
+    return FewShot(PersonalizedScorer.from_pretrained())
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from tests.taskvec_synth import make_images
+
+    folder = tmp_path_factory.mktemp("fewshot")
+    names, attrs = make_images(folder, 40, seed=4, size=64)
+    return [folder / n for n in names], attrs
+
+
+def test_the_model_follows_a_brightness_taste_and_saves_in_kilobytes(model, photos, tmp_path):
+    from eval.fewshot import FewShotUser
+    from piaa.schema import PARA_SCALE
+
+    paths, attrs = photos
+    x = model.inputs(paths)
+    y = PARA_SCALE.quantize(1 + 4 * attrs["bright"])
+    sup, qry = np.arange(20), np.arange(20, 40)
+    zero = -attrs["bright"]  # a profile that says the opposite of the ratings
+    user = model.fit("bright", x.rows(sup), y[sup], PARA_SCALE, zero=zero[sup])
+    assert user.config.weights["profile"] == 0.0 and user.config.k == 20
+    pred = model.predict(user, x.rows(qry), zero=zero[qry])
+    assert spearmanr(pred, attrs["bright"][qry])[0] > 0.8
+    folder = user.save_pretrained(tmp_path / "u")
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 100_000
+    back = FewShotUser.from_pretrained(folder)
+    np.testing.assert_allclose(model.predict(back, x.rows(qry), zero=zero[qry]), pred, rtol=1e-5, atol=1e-6)
+    (folder / "fewshot.json").unlink()
+    with pytest.raises(FileNotFoundError, match="piaa personalize"):
+        FewShotUser.from_pretrained(folder)
+
+
+class _Zero:
+    """A profile part that never sees ratings: a fixed pseudo-random score per image name."""
+
+    def fit(self, benchmark, train_users):
+        pass
+
+    def predict(self, task):
+        return np.array([(hash(i) % 1000) / 1000 for i in task.query_images])
+
+
+def test_no_weight_penalty_or_stopping_rule_sees_query_ratings(tmp_path):
+    """The ensemble's predictions and every choice it makes (part weights, residual features and penalty) are
+    identical when the test user's query ratings are replaced by other values."""
+    from eval.api import Benchmark, UserTask
+    from eval.scorers_ensemble import EnsembleScorer
+    from piaa.schema import PARA_SCALE, RatingsTable
+    from tests.taskvec_synth import make_images
+
+    names, attrs = make_images(tmp_path / "img", 30, seed=5)
+    import pandas as pd
+
+    def table(query_scores):
+        rows = [{"image": n, "user": "t", "score": float(s)} for n, s in zip(names, query_scores)]
+        rows += [{"image": n, "user": "a", "score": 3.0} for n in names]
+        return RatingsTable(pd.DataFrame(rows), PARA_SCALE, {}, tmp_path / "img", "leak")
+
+    y = PARA_SCALE.quantize(1 + 4 * attrs["bright"])
+    scrambled = y.copy()
+    scrambled[12:] = np.random.default_rng(0).permutation(y[12:])[::-1]
+    out = []
+    for scores in (y, scrambled):
+        bm = Benchmark("leak", table(scores), [(["a"], ["t"])])
+        ens = EnsembleScorer(parts=("profile", "taskvec", "residual"), cache_dir=tmp_path / "cache", progress=False)
+        ens.zero = _Zero()
+        ens.fit(bm, ["a"])
+        task = UserTask("t", bm.table.profile("t"), names[:12], scores[:12].copy(), names[12:], PARA_SCALE,
+                        tmp_path / "img", shots=12)  # fmt: skip
+        out.append((ens.predict(task), ens.weights[-1]))
+        assert not hasattr(task, "query_scores")
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    assert out[0][1] == out[1][1]
+    task2 = dataclasses.replace(task, support_scores=scrambled[:12][::-1].copy())
+    assert not np.array_equal(ens.predict(task2), out[1][0])  # while the support ratings do move it
