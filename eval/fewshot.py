@@ -15,11 +15,16 @@ The rule (:func:`part_weights`, the one place it lives; ``eval.run``, the demo a
 it through :class:`FewShot`). Each part's agreement with the user is measured on support ratings it did not see:
 the profile part's predictions of the rated photos, the taskvec part's k-fold out-of-fold predictions, the residual
 part's leave-one-out predictions. With ``rho`` the Spearman of those predictions with the ratings, shrunk towards a
-prior agreement ``rho0`` by ``m`` pseudo-ratings, ``r = (k * rho + m * rho0) / (k + m)``, a part's weight is
-``max(r, 0) / (1 - r**2)`` (the inverse-variance weight of a predictor that correlates ``r`` with the truth). The
-combined score is the weighted mean of the parts' normal scores (ranks -> standard-normal quantiles). A part whose
-ranking contradicts the ratings gets weight 0; with no ratings the profile ranks alone. Nothing here ever sees
-query ratings: every weight, penalty and feature set comes from the support set. Library module, no entry point.
+prior agreement ``rho0`` by ``m`` pseudo-ratings, ``r = (k * rho + m * rho0) / (k + m)``, a part's *agreement
+weight* is ``max(r, 0) / (1 - r**2)`` (the inverse-variance weight of a predictor that correlates ``r`` with the
+truth). The final weights stack the parts (Breiman's stacked regression): non-negative least squares of the
+ratings' normal scores on the parts' held-back normal scores, pulled towards the agreement weights by ``lam``
+pseudo-ratings, so with few ratings the agreement weights rule and with many the fit accounts for parts that say
+the same thing. The combined score is the weighted mean of the parts' normal scores (ranks -> standard-normal
+quantiles). A part whose ranking contradicts the ratings gets weight 0; with no ratings the profile ranks alone.
+Nothing here ever sees query ratings: every weight, penalty and feature set comes from the support set. The
+constants were chosen on a different simulated world (seed 1), never on the users results are reported for
+(``taskvec/MODEL_CARD.md``, "Few-shot model of parts"). Library module, no entry point.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ from piaa.stats import LooRidge, srocc
 PARTS = ("profile", "taskvec", "residual")
 # a-priori agreement of each part with a user's ratings, worth PRIOR_RATINGS ratings (chosen on training users of
 # the simulated world, never on test users: taskvec/MODEL_CARD.md, "Few-shot model of parts")
-PRIOR_AGREEMENT = {"profile": 0.45, "taskvec": 0.3, "residual": 0.3}
-PRIOR_RATINGS = 5.0
+PRIOR_AGREEMENT = {"profile": 0.6, "taskvec": 0.3, "residual": 0.3}
+PRIOR_RATINGS = 20.0
+STACK_RIDGE = 10.0  # pseudo-ratings pulling the stacked weights towards the agreement weights
 CV_FOLDS = 5  # out-of-fold folds of the taskvec part (leave-one-out below that many ratings)
 MIN_CV = 4  # fewer ratings than this: the prior agreement alone
 RESIDUAL_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 17))  # 1e6: the population score (+ a shift) alone
@@ -60,23 +66,43 @@ def normal_scores(x) -> np.ndarray:
     return ndtri((rankdata(x) - 0.5) / x.size)
 
 
-def part_weights(held_back: dict[str, np.ndarray | None], ratings, prior: dict[str, float] | None = None,
-                 m: float = PRIOR_RATINGS) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+def part_weights(
+    held_back: dict[str, np.ndarray | None], ratings, prior: dict[str, float] | None = None,
+    m: float = PRIOR_RATINGS, lam: float = STACK_RIDGE,
+) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
     """THE rule: ``(weights, agreement)`` of the parts from their predictions of held-back support ratings.
 
     ``held_back[part]`` predicts ``ratings`` without having seen them (None: too few ratings to check the part;
     its prior agreement is used). See the module docstring for the formula.
     """
+    from scipy.optimize import nnls
+
     prior = PRIOR_AGREEMENT if prior is None else prior
     y = np.asarray(ratings, dtype=np.float64)
     k = len(y) if np.ptp(y) > 0 else 0  # all-equal ratings say nothing about order
-    weights, agreement = {}, {}
+    start, agreement = {}, {}
     for name, pred in held_back.items():
         seen = k if pred is not None else 0
         rho = srocc(pred, y) if seen else 0.0
         r = (seen * rho + m * prior.get(name, 0.0)) / (seen + m) if seen + m > 0 else 0.0
         agreement[name] = float(rho) if seen else float("nan")
-        weights[name] = float(max(r, 0.0) / (1.0 - min(r, 0.95) ** 2))
+        start[name] = float(max(r, 0.0) / (1.0 - min(r, 0.95) ** 2))
+    checked = [n for n, p in held_back.items() if p is not None]
+    weights = dict(start)
+    if k >= MIN_CV and checked and sum(start[n] for n in checked) > 0:
+        # stacking: non-negative least squares of the ratings' normal scores on the checked parts' held-back normal
+        # scores, pulled towards the agreement weights (rescaled to the ratings' units) by lam pseudo-ratings
+        x = np.stack([normal_scores(held_back[n]) for n in checked], axis=1)
+        t = normal_scores(y)
+        b0 = np.array([start[n] for n in checked])
+        z0 = x @ b0
+        if np.std(z0) > 0:
+            b0 = b0 * max(float(np.corrcoef(z0, t)[0, 1]), 0.05) / float(np.std(z0))
+        a = np.vstack([x, np.sqrt(lam) * np.eye(len(checked))])
+        beta = nnls(a, np.concatenate([t, np.sqrt(lam) * b0]))[0]
+        scale = float(beta.sum() / b0.sum()) if b0.sum() > 0 else 0.0
+        weights = {n: start[n] * scale for n in held_back}  # unchecked parts: their agreement weight, same units
+        weights.update({n: float(b) for n, b in zip(checked, beta)})
     if weights and sum(weights.values()) == 0:  # nothing agrees: the profile alone (or the first part)
         weights["profile" if "profile" in weights else next(iter(weights))] = 1.0
     return weights, agreement
