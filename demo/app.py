@@ -7,9 +7,10 @@ Run: ``python -m demo.app`` (``make demo``) and open http://127.0.0.1:7860. Opti
 0. *Your name* - the demo remembers you: profile, photos, ratings, ranking and fitted model are kept in the
    database; *Continue as this name* restores them, *Delete my data* removes them (rows and stored photos).
 1. *Rank* - the zero-shot scorer (pmllm) ranks the photos from your description alone.
-2. *Personalize* - rate a few photos (1-5); the few-shot scorer (taskvec) fits your merging coefficients on those
-   ratings and the ensembler blends both predictions (more ratings -> more weight on them). The page shows which
-   photos moved and your coefficients per scored database.
+2. *Personalize* - rate a few photos (1-5); the few-shot model of parts (``eval.fewshot``: task vectors, a
+   photo-feature ridge and your description) is fitted on those ratings, each part weighted by how well it
+   predicts the ratings it did not see. The page shows each part's weight, which photos moved and your
+   coefficients per scored database; a photo you rated is shown at your rating.
 Everything runs locally on the embedded default models; nothing leaves the machine. A name is not a password:
 anyone who can open the page and types your name continues as you (a local, single-machine demo).
 """

@@ -227,7 +227,7 @@ def weights_note(user) -> str:
     parts = []
     for name, weight in sorted(w.items(), key=lambda t: -t[1]):
         agree = user.config.agreement.get(name)
-        seen = f", agreed {agree:+.2f} with your held-back ratings" if agree is not None and agree == agree else ""
+        seen = f" (rank agreement {agree:+.2f} with ratings it did not see)" if agree == agree and agree else ""
         parts.append(f"{PART_LABELS.get(name, name)} {100 * weight / total:.0f}%{seen}")
     return (f"Personalized with {user.config.k} rating(s). How much each part counts: " + "; ".join(parts)
             + f". Fit took {user.config.seconds:.2f} s.")  # fmt: skip
