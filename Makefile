@@ -52,6 +52,7 @@ results: $(STAMP) worlds/sim/world.json  ## the README simulated results table, 
 bench: $(STAMP) worlds/sim-quick/world.json
 	$(BIN)/python -m taskvec.bench --world worlds/sim-quick --users 8 --ref-users 2
 	$(BIN)/python -m pmllm.bench --n 64 --images worlds/sim-quick/images
+	$(BIN)/python -m eval.bench --world worlds/sim-quick --shots 10,100 --users 8
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
