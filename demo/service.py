@@ -144,27 +144,27 @@ class DemoService:
                 return []
             return model.reader.read(model.prompt_text(profile)).summary()
 
+    @staticmethod
+    def _cached(cache: dict, paths: Sequence[str | Path], compute) -> list:
+        """Rows of ``paths`` from ``cache`` (path -> row), computing the missing ones with ``compute(missing)``."""
+        missing = [str(p) for p in paths if str(p) not in cache]
+        if missing:
+            if len(cache) + len(missing) > MAX_CACHED_FEATURES:
+                cache.clear()
+            cache.update(zip(missing, compute(missing)))
+        return [cache[str(p)] for p in paths]
+
     def _features(self, paths: Sequence[str | Path]):
         import torch
 
         with self._taskvec_lock:
-            missing = [str(p) for p in paths if str(p) not in self._feats]
-            if missing:
-                if len(self._feats) + len(missing) > MAX_CACHED_FEATURES:
-                    self._feats.clear()
-                for p, f in zip(missing, self.taskvec().features(missing)):
-                    self._feats[p] = f
-            return torch.stack([self._feats[str(p)] for p in paths])
+            return torch.stack(self._cached(self._feats, paths, lambda missing: self.taskvec().features(missing)))
 
     def _stats(self, paths: Sequence[str | Path]) -> np.ndarray:
         from piaa.photostats import photo_stats
 
-        missing = [str(p) for p in paths if str(p) not in self._photo_stats]
-        if missing:
-            if len(self._photo_stats) + len(missing) > MAX_CACHED_FEATURES:
-                self._photo_stats.clear()
-            self._photo_stats.update(zip(missing, photo_stats(missing)))
-        return np.stack([self._photo_stats[str(p)] for p in paths])
+        with self._taskvec_lock:
+            return np.stack(self._cached(self._photo_stats, paths, photo_stats))
 
     def fewshot(self):
         """The few-shot model of parts (:class:`eval.fewshot.FewShot`) over the taskvec scorer."""

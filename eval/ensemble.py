@@ -83,7 +83,8 @@ class Ensemble:
         if good:
             xg = x.rows(good)
             parts = self.model.part_scores(user, xg, zero=zero.scores[good])
-            scores[good] = scale.min + ndtr(self.model.predict(user, xg, zero=zero.scores[good])) * scale.range
+            z = self.model.predict(user, xg, zero=zero.scores[good], parts=parts)
+            scores[good] = scale.min + ndtr(z) * scale.range
         known = user.ratings  # photos the user rated keep their rating (piaa.scoring.keep_ratings)
         rated = {j: known[key] for j, i in enumerate(good) if (key := content_key(images[i])) in known}
         if rated:

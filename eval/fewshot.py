@@ -316,7 +316,7 @@ class FewShot:
                 continue
             user = self._taskvec("cv", x.rows(fit), y[fit], scale)
             out[held] = scale.denormalize(self.scorer.score_features(x.trunk[held], user))
-        self.scorer._merged.clear()
+        self.scorer.forget_users()
         return out
 
     def fit(self, name: str, x: PartInputs, ratings, scale, zero: np.ndarray | None = None, profile=None,
@@ -367,12 +367,15 @@ class FewShot:
             out["profile"] = np.asarray(zero, dtype=np.float64)
         if w.get("taskvec", 0) > 0:
             out["taskvec"] = scale.denormalize(self.scorer.score_features(x.trunk, user.taskvec))
-        if w.get("residual", 0) > 0 and user.residual is not None:
-            out["residual"] = user.residual.predict(x, scale.denormalize(x.base))
+        if w.get("residual", 0) > 0:  # no ridge (fewer than 3 ratings): the population model alone
+            base = scale.denormalize(x.base)
+            out["residual"] = base if user.residual is None else user.residual.predict(x, base)
         return out
 
-    def predict(self, user: FewShotUser, x: PartInputs, zero: np.ndarray | None = None) -> np.ndarray:
-        """Combined score (normal-score units, higher = better) of photos ``x`` for ``user``."""
+    def predict(self, user: FewShotUser, x: PartInputs, zero: np.ndarray | None = None,
+                parts: dict[str, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+        """Combined score (normal-score units, higher = better) of photos ``x`` for ``user`` (``parts``: their
+        :meth:`part_scores`, when the caller already has them)."""
         if user.config.weights.get("profile", 0) > 0 and zero is None:
             raise ValueError(f"user {user.name!r} weighs the profile part: pass its predictions (zero=...)")
-        return combine(self.part_scores(user, x, zero), user.config.weights)
+        return combine(self.part_scores(user, x, zero) if parts is None else parts, user.config.weights)

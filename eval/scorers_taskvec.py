@@ -93,7 +93,7 @@ class TaskVecScorer(Scorer):
                                        scale=task.scale, recipe=self.recipe, seed=self.seed,
                                        **self.recipe_kwargs)  # fmt: skip
         scores = self.scorer.score_features(query, user)
-        self.scorer._merged.clear()  # one-off users: do not keep their merged weights around
+        self.scorer.forget_users()  # one-off users: do not keep their merged weights around
         return scores
 
 

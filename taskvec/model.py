@@ -30,7 +30,7 @@ from torch.func import functional_call
 
 from piaa.schema import Profile, Scale, SchemaError, validate_ratings
 from piaa.scoring import ScoreResult
-from taskvec.personalize import FitResult, TaskSet, create_recipe
+from taskvec.personalize import FitResult, TaskSet, create_recipe, task_alpha
 
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "efficientnet-lite0"
 UNIT_SCALE = Scale(0.0, 1.0)  # theta_0's normalised scores (no user, so no rating scale to return them on)
@@ -197,6 +197,10 @@ class PersonalizedScorer:
             self._merged.popitem(last=False)
         return merged
 
+    def forget_users(self) -> None:
+        """Drop the cached merged weights (after scoring one-off users, e.g. a benchmark's episodes)."""
+        self._merged.clear()
+
     @torch.inference_mode()
     def score_features(self, feats: torch.Tensor, user: PersonalizedUser | None = None,
                        batch_size: int = 256) -> np.ndarray:  # fmt: skip
@@ -223,7 +227,7 @@ class PersonalizedScorer:
         task = task or self.population_task()
         if task not in self.ts.names:
             raise KeyError(f"no task vector {task!r}; this scorer has {self.ts.names}")
-        onehot = torch.nn.functional.one_hot(torch.tensor(self.ts.names.index(task)), self.ts.num_tasks).float()
+        onehot = task_alpha(self.ts, task, 1)[0]
         params = self.ts.merged({k: onehot for k in self.ts.keys})
         return self.ts.scores(feats, params, batch_size).numpy().astype(np.float64)
 

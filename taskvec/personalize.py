@@ -161,6 +161,12 @@ def prior_alpha(num_groups: int, num_tasks: int) -> torch.Tensor:
     return torch.full((num_groups, num_tasks), 1.0 / num_tasks)
 
 
+def task_alpha(ts: TaskSet, task: int | str, num_groups: int) -> torch.Tensor:
+    """(num_groups, T) coefficients of one task model alone (1 on ``task``, by index or name; 0 elsewhere)."""
+    t = ts.names.index(task) if isinstance(task, str) else int(task)
+    return F.one_hot(torch.full((num_groups,), t), ts.num_tasks).float()
+
+
 def bt_loss(sa: torch.Tensor, sb: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, weight=None) -> torch.Tensor:
     """Bradley-Terry: P(a preferred over b) = sigmoid(s_a - s_b); tied ratings have target 0.5."""
     target = 0.5 * (1.0 + torch.sign(ya - yb))
@@ -176,9 +182,7 @@ def _setup(ts: TaskSet, feats: torch.Tensor, scores, blockwise: bool):
 def _fallback(ts: TaskSet, groups, recipe: str, t0: float, prior_task: str | None = None) -> FitResult:
     warnings.warn("support ratings are all equal (no ranking signal): using the prior coefficients",
                   AllEqualRatingsWarning, stacklevel=3)  # fmt: skip
-    a = prior_alpha(len(groups), ts.num_tasks)
-    if prior_task in ts.names:
-        a = F.one_hot(torch.full((len(groups),), ts.names.index(prior_task)), ts.num_tasks).float()
+    a = task_alpha(ts, prior_task, len(groups)) if prior_task in ts.names else prior_alpha(len(groups), ts.num_tasks)
     return FitResult(a, groups, ts.names, recipe, [0.0] * ts.num_tasks, 0, time.perf_counter() - t0, True)
 
 
@@ -268,12 +272,12 @@ def fit_fast(
     with torch.no_grad():
         init = []
         for t in range(ts.num_tasks):
-            onehot = F.one_hot(torch.full((len(groups),), t), ts.num_tasks).float()
+            onehot = task_alpha(ts, t, len(groups))
             init.append(srocc(torch.cat([forward(onehot, c) for c in chunks]).numpy(), y_np))
     if prior_task is None:
         a0 = torch.softmax(10.0 * torch.tensor(init), dim=0).repeat(len(groups), 1)
     elif prior_task in ts.names:
-        a0 = F.one_hot(torch.full((len(groups),), ts.names.index(prior_task)), ts.num_tasks).float()
+        a0 = task_alpha(ts, prior_task, len(groups))
     else:
         raise ValueError(f"fast recipe: prior_task {prior_task!r} is not one of the task vectors {ts.names}")
     alpha = torch.nn.Parameter(a0.clone())

@@ -152,3 +152,15 @@ def test_no_weight_penalty_or_stopping_rule_sees_query_ratings(tmp_path):
     assert out[0][1] == out[1][1]
     task2 = dataclasses.replace(task, support_scores=scrambled[:12][::-1].copy())
     assert not np.array_equal(ens.predict(task2), out[1][0])  # while the support ratings do move it
+
+
+def test_the_residual_part_alone_with_two_ratings_is_the_population_model(model, photos):
+    from eval.fewshot import FewShot
+    from piaa.schema import PARA_SCALE
+
+    paths, _ = photos
+    alone = FewShot(model.scorer, parts=("residual",))
+    x = alone.inputs(paths)
+    user = alone.fit("two", x.rows([0, 1]), [1.0, 5.0], PARA_SCALE)
+    assert user.residual is None and user.config.weights["residual"] > 0
+    assert spearmanr(alone.predict(user, x), x.base)[0] == pytest.approx(1.0)
