@@ -48,9 +48,12 @@ class SameConv2d(nn.Conv2d):
         sh, sw = self.stride
         ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
+        pad = 0
+        if ph % 2 == 0 and pw % 2 == 0:  # symmetric (every stride-1 conv): the conv pads, no extra copy
+            pad = (ph // 2, pw // 2)
+        else:
             x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
 
 
 class MBConv(nn.Module):
@@ -68,10 +71,13 @@ class MBConv(nn.Module):
         self.residual = s == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        inplace = not torch.is_grad_enabled()  # inference: no extra activation copies
+        y = F.relu6(self._bn0(self._expand_conv(x)), inplace=inplace) if self.expand else x
+        y = F.relu6(self._bn1(self._depthwise_conv(y)), inplace=inplace)
         y = self._bn2(self._project_conv(y))
-        return y + x if self.residual else y
+        if not self.residual:
+            return y
+        return y.add_(x) if inplace else y + x
 
 
 class EfficientNetLite0(nn.Module):
@@ -94,10 +100,11 @@ class EfficientNetLite0(nn.Module):
         self._fc = nn.Linear(1280, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        inplace = not torch.is_grad_enabled()
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=inplace)
         for block in self._blocks:
             x = block(x)
-        return F.relu6(self._bn1(self._conv_head(x)))
+        return F.relu6(self._bn1(self._conv_head(x)), inplace=inplace)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.features(x).mean(dim=(2, 3))

@@ -39,9 +39,12 @@ def _decode_batch(encoder, paths: Sequence[Path], pool: ThreadPoolExecutor, star
                   errors: dict[int, str] | None) -> tuple[list[int], torch.Tensor | None]:  # fmt: skip
     """Decode one batch; with ``errors`` (skip policy) undecodable files are left out and recorded by index."""
 
+    prepare = getattr(encoder, "prepare", None)  # resize and crop in the threads too (else in ``preprocess``)
+
     def one(p: Path):
         try:
-            return p if isinstance(p, Image.Image) else load_image(p, min_side=encoder.image_size)
+            img = p if isinstance(p, Image.Image) else load_image(p, min_side=encoder.image_size)
+            return prepare(img) if prepare is not None else img
         except ImageDecodeError as err:
             if errors is None:
                 raise

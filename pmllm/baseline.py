@@ -86,9 +86,10 @@ class PromptOnly:
                 part = idx[s : s + batch_size]
                 suffix = torch.tensor([prompts[i].suffix for i in part])
                 pos = torch.arange(len(prefix), len(prefix) + length).expand(len(part), length)
-                out = self.llm(input_ids=suffix, position_ids=pos, use_cache=True, logits_to_keep=1,
-                               **with_cache(self.llm, make_cache(kv, len(part))))  # fmt: skip
-                logits[part] = level_logits(out.logits[:, -1], self.level_ids).float().cpu()
+                decoder = self.llm.get_decoder()
+                out = decoder(input_ids=suffix, position_ids=pos, use_cache=True,
+                              **with_cache(decoder, make_cache(kv, len(part))))  # fmt: skip
+                logits[part] = level_logits(self.llm, out.last_hidden_state[:, -1], self.level_ids).float().cpu()
         where = {d: i for i, d in enumerate(unique)}
         scores, probs = readout(logits[[where[d] for d in descriptions]], scale)
         return ScoreOutput(scores.double().numpy(), probs.double().numpy())

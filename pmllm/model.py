@@ -258,6 +258,12 @@ class PMLLM(nn.Module):
         finally:
             self._ctx = prev
 
+    def forget_users(self) -> None:
+        """Drop every per-user cache (profile prefixes, free-text readings); the next call reads each user anew."""
+        self._prefix_cache.clear()
+        if self._reader is not None:
+            self._reader.forget()
+
     def train(self, mode: bool = True) -> PMLLM:
         super().train(mode)
         self.llm.eval()  # frozen parts never switch dropout/batch-norm to training behaviour
@@ -341,11 +347,10 @@ class PMLLM(nn.Module):
         for i, (k, v) in enumerate(state.kv):
             b = n if i >= first else 1
             cache.update(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), i)
+        decoder = self.llm.get_decoder()
         with self._context(_Ctx(visual=visual, pooled=state.pooled, fuse_from=0, expand_to=n)):
-            out = self.llm(
-                input_ids=ids, position_ids=pos, use_cache=True, logits_to_keep=1, **with_cache(self.llm, cache)
-            )
-        return level_logits(out.logits[:, -1], self.level_ids)
+            out = decoder(input_ids=ids, position_ids=pos, use_cache=True, **with_cache(decoder, cache))
+        return level_logits(self.llm, out.last_hidden_state[:, -1], self.level_ids)
 
     def level_logits_naive(self, prompt: PromptIds, tokens: torch.Tensor, *, with_pooled: bool = False):
         """Same as :meth:`level_logits_cached` without any cache: the whole prompt for every photo.
@@ -356,8 +361,8 @@ class PMLLM(nn.Module):
         visual = self.projector(tokens.to(self.device))
         ids = torch.tensor(prompt.prefix + prompt.suffix, device=self.device).expand(n, -1)
         with self._context(_Ctx(visual=visual, span=prompt.span, fuse_from=len(prompt.prefix))) as ctx:
-            out = self.llm(input_ids=ids, use_cache=False, logits_to_keep=1)
-        logits = level_logits(out.logits[:, -1], self.level_ids)
+            out = self.llm.get_decoder()(input_ids=ids, use_cache=False)
+        logits = level_logits(self.llm, out.last_hidden_state[:, -1], self.level_ids)
         return (logits, ctx.pooled) if with_pooled else logits
 
     def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor, profile: Profile | None = None):

@@ -5,7 +5,8 @@ Every pmllm score (the fused model, the prompt-only baseline, training) goes thr
 
 Example::
 
-    scores, probs = readout(level_logits, PARA_SCALE)   # level_logits: (N, 5) at the answer position
+    logits = level_logits(llm, hidden, level_ids)       # (N, 5) at the answer position
+    scores, probs = readout(logits, PARA_SCALE)
 
 Library module, no entry point.
 """
@@ -13,14 +14,25 @@ Library module, no entry point.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from piaa.schema import Scale
 from pmllm.constants import LEVEL_WEIGHTS
 
 
-def level_logits(vocab_logits: torch.Tensor, level_ids: list[int]) -> torch.Tensor:
-    """Pick the level-word columns from next-token logits ``(N, V)`` -> ``(N, K)``."""
-    return vocab_logits[..., level_ids]
+def level_logits(llm, hidden: torch.Tensor, level_ids: list[int]) -> torch.Tensor:
+    """Next-token logits of the K level words ``(N, K)`` (or any K words' first tokens) from the answer position's
+    final hidden states ``(N, D)``.
+
+    Only the LM head's rows for those words are applied (the same numbers as the full next-token logits' columns,
+    without computing the whole vocabulary); a model's final logit soft-capping, if it has one, is kept.
+    """
+    head = llm.get_output_embeddings()
+    idx = torch.as_tensor(level_ids, device=head.weight.device)
+    bias = head.bias[idx] if getattr(head, "bias", None) is not None else None
+    out = F.linear(hidden.to(head.weight.dtype), head.weight[idx], bias)
+    cap = getattr(llm.config, "final_logit_softcapping", None)
+    return torch.tanh(out / cap) * cap if cap else out
 
 
 def readout(logits: torch.Tensor, scale: Scale | None = None,

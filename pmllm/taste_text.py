@@ -75,8 +75,13 @@ class TasteReader:
         shots = "".join(C.POLARITY_TEMPLATE.format(s) + f" {a}\n" for s, a in C.POLARITY_EXAMPLES)
         self._head = C.POLARITY_INSTRUCTION + shots
         self._concepts: torch.Tensor | None = None
+        self._head_kv: tuple[list[int], list] | None = None
         self._cache: OrderedDict[str, TasteReading] = OrderedDict()
         self._cache_size = cache_size
+
+    def forget(self) -> None:
+        """Drop the cached readings (the few-shot head and the concept embeddings are kept: the same for all)."""
+        self._cache.clear()
 
     @property
     def concepts(self) -> torch.Tensor:
@@ -84,17 +89,51 @@ class TasteReader:
             self._concepts = self.encoder.encode(list(C.TASTE_CONCEPTS))
         return self._concepts
 
+    def _head_state(self) -> tuple[list[int], list]:
+        """Token ids and keys/values of the few-shot head (the same for every clause), computed once."""
+        if self._head_kv is None:
+            from pmllm.model import cache_tensors, output_cache
+
+            device = next(self.llm.parameters()).device
+            ids = self.tokenizer(self._head, add_special_tokens=False)["input_ids"]
+            out = self.llm(input_ids=torch.tensor([ids], device=device), use_cache=True, logits_to_keep=1)
+            self._head_kv = (ids, [(k.detach(), v.detach()) for k, v in cache_tensors(output_cache(out))])
+        return self._head_kv
+
     @torch.no_grad()
     def polarity(self, clauses: list[str]) -> list[float]:
-        """Raw ``logit(" positive") - logit(" negative")`` of the frozen LLM for each clause."""
+        """Raw ``logit(" positive") - logit(" negative")`` of the frozen LLM for each clause.
+
+        The few-shot head is run once (its keys/values kept); the clauses run together after it, right-padded
+        (causal attention: a clause never sees the padding after it). A clause whose tokens do not start with the
+        head's (a tokenizer merging across the boundary) runs whole on its own.
+        """
+        from pmllm.model import make_cache, with_cache
+        from pmllm.readout import level_logits
+
+        if not clauses:
+            return []
         device = next(self.llm.parameters()).device
-        out = []
-        for c in clauses:
-            prompt = self._head + C.POLARITY_TEMPLATE.format(c.replace('"', "'"))
-            ids = torch.tensor([self.tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=device)
-            logits = self.llm(input_ids=ids, use_cache=False, logits_to_keep=1).logits[0, -1].float()
-            out.append(float(logits[self.word_ids[0]] - logits[self.word_ids[1]]))
-        return out
+        head_ids, head_kv = self._head_state()
+        n_head = len(head_ids)
+        full = [self.tokenizer(self._head + C.POLARITY_TEMPLATE.format(c.replace('"', "'")),
+                               add_special_tokens=False)["input_ids"] for c in clauses]  # fmt: skip
+        decoder = self.llm.get_decoder()
+        last: dict[int, torch.Tensor] = {}
+        tails = {i: ids[n_head:] for i, ids in enumerate(full) if ids[:n_head] == head_ids and len(ids) > n_head}
+        if tails:
+            rows, length = list(tails), max(len(t) for t in tails.values())
+            ids = torch.tensor([tails[i] + [tails[i][-1]] * (length - len(tails[i])) for i in rows], device=device)
+            pos = torch.arange(n_head, n_head + length, device=device).unsqueeze(0).expand(len(rows), -1)
+            cache = make_cache(head_kv, len(rows))
+            hidden = decoder(input_ids=ids, position_ids=pos, use_cache=True, **with_cache(decoder, cache))
+            for r, i in enumerate(rows):
+                last[i] = hidden.last_hidden_state[r, len(tails[i]) - 1]
+        for i, ids in enumerate(full):
+            if i not in last:
+                last[i] = decoder(input_ids=torch.tensor([ids], device=device)).last_hidden_state[0, -1]
+        logits = level_logits(self.llm, torch.stack([last[i] for i in range(len(clauses))]), self.word_ids).float()
+        return (logits[:, 0] - logits[:, 1]).tolist()
 
     def read(self, text: str | None) -> TasteReading:
         key = text or ""

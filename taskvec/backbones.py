@@ -173,13 +173,16 @@ class _TrunkEncoder(nn.Module):
         self.name = f"taskvec-trunk-{model.config.name.replace('/', '_')}-{model.trunk_fingerprint()[:12]}"
         self.image_size = model.encoder.image_size
 
+    def prepare(self, image):
+        return self.encoder.prepare(image)
+
     def preprocess(self, images):
         return self.encoder.preprocess(images)
 
     def forward(self, x: torch.Tensor):
-        from piaa.vision import VisionOutput
+        from piaa.vision import VisionOutput, in_micro_batches
 
-        h = self.trunk(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+        h = in_micro_batches(self.trunk, x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
         return VisionOutput(tokens=h, pooled=h.flatten(1)[:, :1])
 
 

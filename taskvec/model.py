@@ -244,6 +244,7 @@ class PersonalizedScorer:
         """
         from piaa.features import iter_pixel_batches
         from piaa.scoring import assemble, check_on_error
+        from piaa.vision import in_micro_batches
 
         errors: dict[int, str] | None = {} if check_on_error(on_error) == "skip" else None
         if not self._folded:
@@ -254,7 +255,7 @@ class PersonalizedScorer:
         trunk = self.model.trunk.to(memory_format=torch.channels_last)
         good, values = [], []
         for idx, x in iter_pixel_batches(self.model.encoder, list(images), batch_size, workers, errors=errors):
-            h = trunk(x.contiguous(memory_format=torch.channels_last))
+            h = in_micro_batches(trunk, x.contiguous(memory_format=torch.channels_last))
             values.append(functional_call(self.model, params, (h,), {"stage": "trunk"}).numpy())
             good += idx
         scale = scale or (user.scale if user is not None else None) or UNIT_SCALE

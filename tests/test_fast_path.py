@@ -56,6 +56,20 @@ def test_fused_encoder_matches_plain_on_real_photos(embedded_vision, photos):
         assert (fast.classify(x) - embedded_vision.classify(x)).abs().max().item() < 1e-3
 
 
+def test_cpu_micro_batches_give_the_whole_batch_result(embedded_vision, photos):
+    from piaa.vision import CPU_MICRO_BATCH, in_micro_batches
+
+    seen = []
+    x = torch.arange(11.0).view(11, 1)
+    assert torch.equal(in_micro_batches(lambda t: seen.append(len(t)) or t * 2, x, size=4), x * 2)
+    assert seen == [4, 4, 3]
+    imgs = (photos * 3)[: 2 * CPU_MICRO_BATCH + 1]  # more than one micro-batch, the last one short
+    x = embedded_vision.preprocess(imgs)
+    with torch.no_grad():
+        plain, fused = embedded_vision(x), embedded_vision.for_inference()(x)
+    assert (fused.tokens - plain.tokens).abs().max().item() < TOL
+
+
 def test_fold_batchnorm_is_idempotent_and_skips_missing_parts(embedded_vision):
     import copy
 

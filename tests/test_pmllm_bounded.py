@@ -55,3 +55,16 @@ def test_readout_shift_is_bounded():
     assert s.tolist() == [5.0, 1.0]
     s0, _ = readout(logits, PARA_SCALE, shift=torch.zeros(2))
     assert torch.allclose(s0, readout(logits, PARA_SCALE)[0])
+
+
+def test_level_logits_are_the_full_next_token_logits_columns(embedded_llm):
+    from pmllm.readout import level_logits
+
+    llm, tok = embedded_llm
+    ids = torch.tensor([tok("Rate this photo: it is", add_special_tokens=False)["input_ids"]])
+    words = [tok(w, add_special_tokens=False)["input_ids"][0] for w in (" bad", " poor", " fair", " good", " great")]
+    with torch.no_grad():
+        full = llm(input_ids=ids).logits[0, -1]
+        hidden = llm.get_decoder()(input_ids=ids).last_hidden_state[:, -1]
+        got = level_logits(llm, hidden, words)
+    assert got.shape == (1, 5) and torch.allclose(got[0], full[words], atol=1e-4) and full[words].std() > 0

@@ -46,6 +46,21 @@ def test_reader_reads_topic_and_polarity_with_embedded_models(reader):
     assert reader.read("I love pictures of animals") is liked  # cached
 
 
+def test_batched_polarity_equals_each_whole_prompt(reader):
+    """Clauses of different lengths read together after the cached few-shot head give each whole prompt's logits."""
+    clauses = ["dark", "I love warm, colourful pictures of animals and food", "Selfies bore me", 'a "quoted" one']
+    got = reader.polarity(clauses)
+    want = []
+    with torch.no_grad():
+        for c in clauses:
+            prompt = reader._head + C.POLARITY_TEMPLATE.format(c.replace('"', "'"))
+            ids = torch.tensor([reader.tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+            logits = reader.llm(input_ids=ids).logits[0, -1]
+            want.append(float(logits[reader.word_ids[0]] - logits[reader.word_ids[1]]))
+    assert np.allclose(got, want, atol=1e-4) and np.ptp(want) > 0.5
+    assert reader.polarity([]) == [] and np.allclose(reader.polarity(clauses[1:2]), want[1:2], atol=1e-4)
+
+
 def test_reader_recode_and_hostile_text(reader):
     r = reader.read("Flowers make me happy")
     before = r.code.clone()
