@@ -298,10 +298,18 @@ class FewShot:
     def from_trunk(self, trunk, stats: np.ndarray | None) -> PartInputs:
         return PartInputs(trunk, self.scorer.embed(trunk), stats, self.scorer.task_scores(trunk))
 
-    def _taskvec(self, name, x: PartInputs, y, scale):
-        return self.scorer.personalize(name, x.trunk, y, scale=scale, seed=self.seed, **self.recipe_kwargs)
+    def _first_cache(self, x: PartInputs):
+        """The fast recipe's first-linear cache of the support photos, computed once for the fit and its folds."""
+        make = getattr(self.scorer, "first_linear_cache", None)
+        if make is None or self.recipe_kwargs.get("recipe", "fast") != "fast":
+            return None
+        return make(x.trunk)
 
-    def _taskvec_held_back(self, x: PartInputs, y: np.ndarray, scale) -> np.ndarray | None:
+    def _taskvec(self, name, x: PartInputs, y, scale, cache=None):
+        kwargs = self.recipe_kwargs if cache is None else {**self.recipe_kwargs, "first_cache": cache}
+        return self.scorer.personalize(name, x.trunk, y, scale=scale, seed=self.seed, **kwargs)
+
+    def _taskvec_held_back(self, x: PartInputs, y: np.ndarray, scale, cache=None) -> np.ndarray | None:
         k = len(y)
         if k < MIN_CV or np.ptp(y) == 0:
             return None
@@ -314,7 +322,7 @@ class FewShot:
             if np.ptp(y[fit]) == 0:
                 out[held] = float(np.mean(y[fit]))
                 continue
-            user = self._taskvec("cv", x.rows(fit), y[fit], scale)
+            user = self._taskvec("cv", x.rows(fit), y[fit], scale, None if cache is None else cache.rows(fit))
             out[held] = scale.denormalize(self.scorer.score_features(x.trunk[held], user))
         self.scorer.forget_users()
         return out
@@ -330,12 +338,13 @@ class FewShot:
         y = np.asarray(ratings, dtype=np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # all-equal ratings: taskvec warns and keeps its prior
-            tv = self._taskvec(name, x, y, scale)
+            cache = self._first_cache(x) if "taskvec" in self.parts else None
+            tv = self._taskvec(name, x, y, scale, cache)
         held: dict[str, np.ndarray | None] = {}
         if "profile" in self.parts and zero is not None:
             held["profile"] = np.asarray(zero, dtype=np.float64)
         if "taskvec" in self.parts:
-            held["taskvec"] = self._taskvec_held_back(x, y, scale)
+            held["taskvec"] = self._taskvec_held_back(x, y, scale, cache)
         residual = None
         if "residual" in self.parts:
             if len(y) >= 3 and np.ptp(y) > 0:

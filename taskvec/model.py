@@ -197,6 +197,13 @@ class PersonalizedScorer:
             self._merged.popitem(last=False)
         return merged
 
+    def first_linear_cache(self, feats: torch.Tensor):
+        """The fast recipe's per-user cache for trunk features ``feats``, to share across several fits of the same
+        photos or subsets of them: ``personalize(..., first_cache=cache)`` or ``first_cache=cache.rows(idx)``."""
+        from taskvec.personalize import first_linear_cache
+
+        return first_linear_cache(self.ts, feats)
+
     def forget_users(self) -> None:
         """Drop the cached merged weights (after scoring one-off users, e.g. a benchmark's episodes)."""
         self._merged.clear()

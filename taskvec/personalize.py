@@ -219,20 +219,39 @@ def fit_yun2024(
 
 
 # -------------------------------------------------------------------------------------------------- fast
-class _FirstLinearCache:
-    """Per-user cache of the tail's first linear op for theta_0 and every tau_t: (T+1, k, P, C)."""
+class FirstLinearCache:
+    """Per-user cache of the tail's first linear op for theta_0 and every tau_t: (T+1, k, P, C).
+
+    Build it with :func:`first_linear_cache`; :meth:`rows` gives the cache of a subset of the images (the folds of a
+    held-back check share one cache instead of computing theirs again)."""
 
     def __init__(self, ts: TaskSet, feats: torch.Tensor):
         tail = ts.model.tail
         self.key = f"tail.{tail.first_linear}"
         with torch.no_grad():
             w = [ts.base[self.key]] + list(ts.taus[self.key])
-            self.stack = torch.stack([tail.first(feats, wi) for wi in w])  # (T+1, k, P, C)
+            self.stack = torch.stack([tail.first(feats.float(), wi) for wi in w])  # (T+1, k, P, C)
+
+    def __len__(self) -> int:
+        return self.stack.shape[1]
+
+    def rows(self, idx) -> FirstLinearCache:
+        sub = object.__new__(FirstLinearCache)
+        sub.key, sub.stack = self.key, self.stack[:, torch.as_tensor(np.asarray(idx), dtype=torch.long)]
+        return sub
 
     def mix(self, a: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         st = self.stack if idx is None else self.stack[:, idx]
         flat = st.reshape(st.shape[0], -1)
         return (flat[0] + a @ flat[1:]).reshape(st.shape[1:])
+
+
+def first_linear_cache(ts: TaskSet, feats: torch.Tensor, cache_max_images: int = 256) -> FirstLinearCache | None:
+    """The fast recipe's per-user cache for trunk features ``feats`` (None where the recipe would not cache: a tail
+    that does not start with a linear op, or more than ``cache_max_images`` images); pass it as ``first_cache``."""
+    if not ts.model.tail.first_linear or len(feats) > cache_max_images:
+        return None
+    return FirstLinearCache(ts, feats)
 
 
 def _pairwise_loss(s: torch.Tensor, y: torch.Tensor, iu: torch.Tensor | None = None) -> torch.Tensor:
@@ -244,19 +263,21 @@ def _pairwise_loss(s: torch.Tensor, y: torch.Tensor, iu: torch.Tensor | None = N
 def fit_fast(
     ts: TaskSet, feats: torch.Tensor, scores, *, scale_range: float = 1.0, optimizer: str = "lbfgs", steps: int = 60,
     lr: float = 0.05, max_iter: int = 10, l2: float | None = None, blockwise: bool = True, cache_max_images: int = 256,
-    minibatch: int = 128, seed: int = 0, prior_task: str | None = None,
+    minibatch: int = 128, seed: int = 0, prior_task: str | None = None, first_cache: FirstLinearCache | None = None,
 ) -> FitResult:  # fmt: skip
     """The fast recipe (see module docstring). ``feats`` are cached trunk outputs of the support images.
 
     ``prior_task``: start from (and pull towards) that task model alone, e.g. the population's ``general``,
-    instead of softmax(10 * SROCC_t) on the support set."""
+    instead of softmax(10 * SROCC_t) on the support set. ``first_cache``: :func:`first_linear_cache` of these very
+    ``feats`` (or ``.rows(...)`` of a larger one), computed by the caller once for several fits."""
     t0 = time.perf_counter()
     y_np, y, feats, groups = _setup(ts, feats, scores, blockwise=blockwise)
     if np.ptp(y_np) == 0:
         return _fallback(ts, groups, "fast", t0, prior_task)
     l2 = (3.0 if prior_task is None else 9.0) / len(y) ** 1.5 if l2 is None else float(l2)
-    first = ts.model.tail.first_linear
-    cache = _FirstLinearCache(ts, feats) if first and len(y) <= cache_max_images else None
+    if first_cache is not None and len(first_cache) != len(y):
+        raise ValueError(f"fast recipe: first_cache holds {len(first_cache)} images, the support set {len(y)}")
+    cache = first_cache if first_cache is not None else first_linear_cache(ts, feats, cache_max_images)
     gidx = {k: g for g, keys in enumerate(groups) for k in keys}
 
     def forward(alpha: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:

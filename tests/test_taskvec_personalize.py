@@ -15,10 +15,11 @@ from taskvec.model import PersonalizedScorer, PersonalizedUser
 from taskvec.personalize import (
     AllEqualRatingsWarning,
     TaskSet,
-    _FirstLinearCache,
+    FirstLinearCache,
     create_recipe,
     default_groups,
     fit_fast,
+    task_alpha,
     fit_yun2024,
     list_recipes,
     srocc,
@@ -64,10 +65,27 @@ def test_fast_cache_is_exact(world):
     alpha = torch.randn(len(groups), ts.num_tasks)
     coef = {k: alpha[g] for g, keys in enumerate(groups) for k in keys}
     direct = functional_call(ts.model, ts.merged(coef), (feats[:20].float(),), {"stage": "trunk"})
-    cache = _FirstLinearCache(ts, feats[:20].float())
+    cache = FirstLinearCache(ts, feats[:20].float())
     rest = {k: v for k, v in ts.merged(coef).items() if k != cache.key}
     via = functional_call(ts.model, rest, (cache.mix(coef[cache.key]),), {"stage": "first"})
     assert torch.allclose(direct, via, atol=1e-5)
+
+
+def test_shared_first_cache_rows_give_the_same_fit(world):
+    """A fold's fit on rows of one shared cache equals the fit that builds its own cache."""
+    from taskvec.personalize import first_linear_cache
+
+    ts, feats, _ = world
+    y = np.round(2 * (1 + 4 * _task_scores(ts, feats, 1))) / 2
+    shared = first_linear_cache(ts, feats[:40])
+    fold = np.arange(0, 40, 3)
+    assert len(shared) == 40 and torch.equal(shared.rows(fold).stack, FirstLinearCache(ts, feats[fold]).stack)
+    own = fit_fast(ts, feats[fold], y[fold], prior_task=ts.names[0])
+    via = fit_fast(ts, feats[fold], y[fold], prior_task=ts.names[0], first_cache=shared.rows(fold))
+    assert torch.allclose(own.alpha, via.alpha, atol=1e-6) and not torch.equal(own.alpha, task_alpha(ts, 0, 1))
+    with pytest.raises(ValueError, match="first_cache holds 40 images, the support set 14"):
+        fit_fast(ts, feats[fold], y[fold], first_cache=shared)
+    assert first_linear_cache(ts, feats[:40], cache_max_images=10) is None
 
 
 @pytest.mark.parametrize("recipe", ["fast", "yun2024"])
