@@ -14,15 +14,15 @@ from taskvec.backbones import BackboneConfig, create_backbone
 from taskvec.model import PersonalizedScorer, PersonalizedUser
 from taskvec.personalize import (
     AllEqualRatingsWarning,
-    TaskSet,
     FirstLinearCache,
+    TaskSet,
     create_recipe,
     default_groups,
     fit_fast,
-    task_alpha,
     fit_yun2024,
     list_recipes,
     srocc,
+    task_alpha,
 )
 from taskvec.task_vector import TaskVector
 
