@@ -102,8 +102,10 @@ def keep_ratings(scores: np.ndarray, rated: dict[int, float], scale: Scale) -> n
     """What a user is shown after rating some photos: a rated photo shows its own rating, so a photo rated 5 is
     always above one rated 1; an unrated photo shows the model's score mapped onto the ratings by a monotone
     (isotonic) fit of the ratings on the model's scores of the rated photos, so it is placed among the rated ones
-    by the model. Where the model's order contradicts every rating, the fit is flat (the unrated photos sit at
-    the user's mean rating). A rated and an unrated photo on the same value: the rated one first.
+    by the model; photos the model places beyond every rated one continue towards the scale's end (at most half
+    of the way), so they do not all show the lowest or highest rating. Where the model's order contradicts every
+    rating, the fit is flat (the unrated photos sit at the user's mean rating). A rated and an unrated photo on the
+    same value: the rated one first.
     """
     from sklearn.isotonic import IsotonicRegression
 
@@ -116,8 +118,16 @@ def keep_ratings(scores: np.ndarray, rated: dict[int, float], scale: Scale) -> n
     unrated = np.setdiff1d(np.arange(len(scores)), idx)
     if len(unrated):
         fit = IsotonicRegression(out_of_bounds="clip").fit(scores[idx], y)
+        s_un = scores[unrated]
+        shown = fit.predict(s_un)
+        lo, hi = scores[idx].min(), scores[idx].max()
+        y_lo, y_hi = fit.predict([lo, hi])
+        if y_hi > y_lo:  # the model agrees with the ratings: beyond them, spread on towards the scale's ends
+            below, above = s_un < lo, s_un > hi
+            shown[below] -= 0.5 * (y_lo - scale.min) * (lo - s_un[below]) / (lo - scores.min())
+            shown[above] += 0.5 * (scale.max - y_hi) * (s_un[above] - hi) / (scores.max() - hi)
         # a tiny model-order tiebreak inside each step, kept below the scale's resolution and below rated photos
-        tie = 1e-6 * (scores[unrated] - scores.min()) / (np.ptp(scores) or 1.0)
-        out[unrated] = np.clip(fit.predict(scores[unrated]) - 2e-6 + tie, scale.min, scale.max)
+        tie = 1e-6 * (s_un - scores.min()) / (np.ptp(scores) or 1.0)
+        out[unrated] = np.clip(shown - 2e-6 + tie, scale.min, scale.max)
     out[idx] = y
     return out

@@ -82,3 +82,7 @@ def test_rated_photos_keep_their_rating_and_unrated_follow_the_model():
     assert np.all((shown >= 1) & (shown <= 5))
     agree = keep_ratings(model, {0: 5.0, 4: 1.0}, PARA_SCALE)  # ratings that agree with the model
     assert list(np.argsort(-agree, kind="stable")) == list(np.argsort(-model, kind="stable"))
+    inner = keep_ratings(model, {5: 4.0, 6: 2.0}, PARA_SCALE)  # the model ranks 0 above and 4 below both ratings
+    assert list(np.argsort(-inner, kind="stable")) == list(np.argsort(-model, kind="stable"))
+    assert 4.0 < inner[0] <= 4.5 and 1.5 - 1e-5 <= inner[4] < 2.0  # spread beyond the ratings, at most half-way on
+    assert len({round(v, 3) for v in inner}) == len(inner)  # no two photos shown on the same value
