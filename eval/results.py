@@ -114,7 +114,7 @@ def write_readme(readme: Path, block: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.results", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", default="worlds/sim", help="the simulated world folder")
+    ap.add_argument("--world", "--root", dest="root", default="worlds/sim", help="the simulated world folder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ref-users", type=int, default=6, help="test users the slow reference recipe runs on")

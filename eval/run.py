@@ -227,7 +227,12 @@ PRESETS: dict[str, dict] = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--benchmark", default="sim", help="a benchmark name (--list shows them)")
-    p.add_argument("--root", help="dataset folder (real benchmarks) or a simulated world folder (sim)")
+    p.add_argument(
+        "--root",
+        "--world",
+        dest="root",
+        help="dataset folder (real benchmarks) or a simulated world folder (sim; --world is the same flag)",
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), help="a named set of scorers/shots (flags override it)")
     p.add_argument("--scorers", help="comma list (default: the baselines random,population-mean[,oracle])")
     p.add_argument("--scorer-options", default="{}",

@@ -148,7 +148,8 @@ def print_table(args: argparse.Namespace, c: dict, n: dict, diff: float, load_st
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m pmllm.bench", description=__doc__.split("\n\n")[0])
     default_ck = Path(__file__).parent / "checkpoints" / "default"
-    ap.add_argument("--checkpoint", default=str(default_ck) if default_ck.is_dir() else "",
+    ap.add_argument("--checkpoint", "--pmllm", dest="checkpoint",
+                    default=str(default_ck) if default_ck.is_dir() else "",
                     help="checkpoint dir ('' = untrained default model)")  # fmt: skip
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)

@@ -345,7 +345,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pmllm.steer", description=__doc__.split("\n\n")[0])
     ap.add_argument("--photos", default="pool", help="pool (default) | bundled | a folder (label = sub-folder)")
     ap.add_argument("--out", default="runs/steer.json", help="JSON result (default runs/steer.json)")
-    ap.add_argument("--checkpoint", default=None, help="pmllm checkpoint folder (default: the committed one)")
+    ap.add_argument(
+        "--checkpoint",
+        "--pmllm",
+        dest="checkpoint",
+        default=None,
+        help="pmllm checkpoint folder (default: the committed one)",
+    )
     ap.add_argument("--clauses", action="store_true", help="only the clause set (reader accuracy), no photos")
     ap.add_argument("--no-clauses", action="store_true", help="only the photo probes, not the clause set")
     ap.add_argument("--probes", default=str(PROBES_FILE), help=argparse.SUPPRESS)

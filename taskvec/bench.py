@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="JPEG decoding threads for the throughput test")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="also write the raw rows here")
+    ap.add_argument("--out", "--json", dest="json", default=None, help="also write the raw rows here (JSON)")
     args = ap.parse_args(argv)
     try:
         result = run(args)

@@ -167,3 +167,10 @@ def test_fold_not_supported_skips_only_that_fold(tmp_path):
     run = evaluate(bench, [OnlyFoldZero()], shots=[0], repeats=1, seed=0, folds=[0, 1, 2], progress=False)
     assert {r.fold for r in run["per_user"]} == {0}
     assert set(run["fold_skips"]["only-fold-0"]) == {1, 2} and not run["dropped"]
+
+
+def test_world_and_root_are_one_flag(tmp_path):
+    """Every entry point that takes a world folder accepts ``--world`` (``eval.run`` also ``--root``)."""
+    from eval.run import parse_args
+
+    assert parse_args(["--world", str(tmp_path)]).root == parse_args(["--root", str(tmp_path)]).root == str(tmp_path)
