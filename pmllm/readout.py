@@ -30,9 +30,10 @@ def level_logits(llm, hidden: torch.Tensor, level_ids: list[int]) -> torch.Tenso
     head = llm.get_output_embeddings()
     idx = torch.as_tensor(level_ids, device=head.weight.device)
     bias = head.bias[idx] if getattr(head, "bias", None) is not None else None
-    out = F.linear(hidden.to(head.weight.dtype), head.weight[idx], bias)
+    # the head's own device and dtype (a model split over devices may hold it apart from the last layer)
+    out = F.linear(hidden.to(device=head.weight.device, dtype=head.weight.dtype), head.weight[idx], bias)
     cap = getattr(llm.config, "final_logit_softcapping", None)
-    return torch.tanh(out / cap) * cap if cap else out
+    return (torch.tanh(out / cap) * cap if cap else out).to(hidden.device)
 
 
 def readout(logits: torch.Tensor, scale: Scale | None = None,
