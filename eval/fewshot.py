@@ -298,12 +298,13 @@ class FewShot:
     def from_trunk(self, trunk, stats: np.ndarray | None) -> PartInputs:
         return PartInputs(trunk, self.scorer.embed(trunk), stats, self.scorer.task_scores(trunk))
 
-    def _first_cache(self, x: PartInputs):
+    def _first_cache(self, x: PartInputs, y: np.ndarray):
         """The fast recipe's first-linear cache of the support photos, computed once for the fit and its folds."""
         make = getattr(self.scorer, "first_linear_cache", None)
-        if make is None or self.recipe_kwargs.get("recipe", "fast") != "fast":
+        if make is None or self.recipe_kwargs.get("recipe", "fast") != "fast" or np.ptp(y) == 0:
             return None
-        return make(x.trunk)
+        limit = self.recipe_kwargs.get("cache_max_images")
+        return make(x.trunk) if limit is None else make(x.trunk, cache_max_images=limit)
 
     def _taskvec(self, name, x: PartInputs, y, scale, cache=None):
         kwargs = self.recipe_kwargs if cache is None else {**self.recipe_kwargs, "first_cache": cache}
@@ -338,7 +339,7 @@ class FewShot:
         y = np.asarray(ratings, dtype=np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # all-equal ratings: taskvec warns and keeps its prior
-            cache = self._first_cache(x) if "taskvec" in self.parts else None
+            cache = self._first_cache(x, y) if "taskvec" in self.parts else None
             tv = self._taskvec(name, x, y, scale, cache)
         held: dict[str, np.ndarray | None] = {}
         if "profile" in self.parts and zero is not None:

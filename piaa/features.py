@@ -39,11 +39,13 @@ def _decode_batch(encoder, paths: Sequence[Path], pool: ThreadPoolExecutor, star
                   errors: dict[int, str] | None) -> tuple[list[int], torch.Tensor | None]:  # fmt: skip
     """Decode one batch; with ``errors`` (skip policy) undecodable files are left out and recorded by index."""
 
-    prepare = getattr(encoder, "prepare", None)  # resize and crop in the threads too (else in ``preprocess``)
+    prepare = getattr(encoder, "prepare", None)  # resize and crop of decoded files in the threads too
 
     def one(p: Path):
         try:
-            img = p if isinstance(p, Image.Image) else load_image(p, min_side=encoder.image_size)
+            if isinstance(p, Image.Image):  # the caller's (possibly lazy, shared) image: prepared in ``preprocess``
+                return p
+            img = load_image(p, min_side=encoder.image_size)
             return prepare(img) if prepare is not None else img
         except ImageDecodeError as err:
             if errors is None:

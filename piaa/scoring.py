@@ -102,10 +102,11 @@ def keep_ratings(scores: np.ndarray, rated: dict[int, float], scale: Scale) -> n
     """What a user is shown after rating some photos: a rated photo shows its own rating, so a photo rated 5 is
     always above one rated 1; an unrated photo shows the model's score mapped onto the ratings by a monotone
     (isotonic) fit of the ratings on the model's scores of the rated photos, so it is placed among the rated ones
-    by the model; photos the model places beyond every rated one continue towards the scale's end (at most half
-    of the way), so they do not all show the lowest or highest rating. Where the model's order contradicts every
-    rating, the fit is flat (the unrated photos sit at the user's mean rating). A rated and an unrated photo on the
-    same value: the rated one first.
+    by the model. Photos the model places beyond every rated one go on towards the scale's end (at most half of
+    the way, by their distance in units of the rated photos' span of model scores, so a photo's value does not
+    depend on the other unrated photos) instead of all showing the lowest or highest rating. Where the model's
+    order contradicts every rating, the fit is flat (the unrated photos sit at the user's mean rating). A rated
+    and an unrated photo on the same value: the rated one first.
     """
     from sklearn.isotonic import IsotonicRegression
 
@@ -122,10 +123,10 @@ def keep_ratings(scores: np.ndarray, rated: dict[int, float], scale: Scale) -> n
         shown = fit.predict(s_un)
         lo, hi = scores[idx].min(), scores[idx].max()
         y_lo, y_hi = fit.predict([lo, hi])
-        if y_hi > y_lo:  # the model agrees with the ratings: beyond them, spread on towards the scale's ends
-            below, above = s_un < lo, s_un > hi
-            shown[below] -= 0.5 * (y_lo - scale.min) * (lo - s_un[below]) / (lo - scores.min())
-            shown[above] += 0.5 * (scale.max - y_hi) * (s_un[above] - hi) / (scores.max() - hi)
+        if y_hi > y_lo and hi > lo:  # the model agrees with the ratings: beyond them, go on towards the scale's ends
+            below, above = s_un < lo, s_un > hi  # distance in units of the rated photos' span of model scores
+            shown[below] -= 0.5 * (y_lo - scale.min) * -np.expm1(-(lo - s_un[below]) / (hi - lo))
+            shown[above] += 0.5 * (scale.max - y_hi) * -np.expm1(-(s_un[above] - hi) / (hi - lo))
         # a tiny model-order tiebreak inside each step, kept below the scale's resolution and below rated photos
         tie = 1e-6 * (s_un - scores.min()) / (np.ptp(scores) or 1.0)
         out[unrated] = np.clip(shown - 2e-6 + tie, scale.min, scale.max)

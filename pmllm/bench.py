@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mode", choices=["cached", "naive"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--paths-file", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
     if args.mode:  # child process
         print("RESULT " + json.dumps(run_mode(args)))
         return

@@ -270,6 +270,8 @@ class PMLLM(nn.Module):
         self.encoder.eval()
         self._prefix_cache.clear()
         self._head_kv = None
+        if self._reader is not None and self.config.lora_r:  # LoRA adapters change what the LLM reads: anew
+            self._reader.forget(head=True)
         return self
 
     @property

@@ -60,6 +60,9 @@ class TasteReading:
                 for c, w, k in zip(self.clauses, self.weight, self.concept)]  # fmt: skip
 
 
+POLARITY_BATCH = 32  # clauses read in one batch after the few-shot head
+
+
 class TasteReader:
     """Frozen LLM (polarity) + frozen sentence encoder (topic) -> :class:`TasteReading`; results cached per text."""
 
@@ -75,13 +78,15 @@ class TasteReader:
         shots = "".join(C.POLARITY_TEMPLATE.format(s) + f" {a}\n" for s, a in C.POLARITY_EXAMPLES)
         self._head = C.POLARITY_INSTRUCTION + shots
         self._concepts: torch.Tensor | None = None
-        self._head_kv: tuple[list[int], list] | None = None
+        self._head_kv: tuple[tuple, list[int], list] | None = None
         self._cache: OrderedDict[str, TasteReading] = OrderedDict()
         self._cache_size = cache_size
 
-    def forget(self) -> None:
-        """Drop the cached readings (the few-shot head and the concept embeddings are kept: the same for all)."""
+    def forget(self, head: bool = False) -> None:
+        """Drop the cached readings; ``head=True`` also the few-shot head's keys/values (after training the LLM)."""
         self._cache.clear()
+        if head:
+            self._head_kv = None
 
     @property
     def concepts(self) -> torch.Tensor:
@@ -91,14 +96,15 @@ class TasteReader:
 
     def _head_state(self) -> tuple[list[int], list]:
         """Token ids and keys/values of the few-shot head (the same for every clause), computed once."""
-        if self._head_kv is None:
+        param = next(self.llm.parameters())
+        key = (param.device, param.dtype)  # a moved or cast LLM computes the head again
+        if self._head_kv is None or self._head_kv[0] != key:
             from pmllm.model import cache_tensors, output_cache
 
-            device = next(self.llm.parameters()).device
             ids = self.tokenizer(self._head, add_special_tokens=False)["input_ids"]
-            out = self.llm(input_ids=torch.tensor([ids], device=device), use_cache=True, logits_to_keep=1)
-            self._head_kv = (ids, [(k.detach(), v.detach()) for k, v in cache_tensors(output_cache(out))])
-        return self._head_kv
+            out = self.llm(input_ids=torch.tensor([ids], device=param.device), use_cache=True, logits_to_keep=1)
+            self._head_kv = (key, ids, [(k.detach(), v.detach()) for k, v in cache_tensors(output_cache(out))])
+        return self._head_kv[1], self._head_kv[2]
 
     @torch.no_grad()
     def polarity(self, clauses: list[str]) -> list[float]:
@@ -121,8 +127,10 @@ class TasteReader:
         decoder = self.llm.get_decoder()
         last: dict[int, torch.Tensor] = {}
         tails = {i: ids[n_head:] for i, ids in enumerate(full) if ids[:n_head] == head_ids and len(ids) > n_head}
-        if tails:
-            rows, length = list(tails), max(len(t) for t in tails.values())
+        order = list(tails)
+        for start in range(0, len(order), POLARITY_BATCH):  # each row holds its own copy of the head's keys/values
+            rows = order[start : start + POLARITY_BATCH]
+            length = max(len(tails[i]) for i in rows)
             ids = torch.tensor([tails[i] + [tails[i][-1]] * (length - len(tails[i])) for i in rows], device=device)
             pos = torch.arange(n_head, n_head + length, device=device).unsqueeze(0).expand(len(rows), -1)
             cache = make_cache(head_kv, len(rows))

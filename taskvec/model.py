@@ -197,12 +197,12 @@ class PersonalizedScorer:
             self._merged.popitem(last=False)
         return merged
 
-    def first_linear_cache(self, feats: torch.Tensor):
+    def first_linear_cache(self, feats: torch.Tensor, cache_max_images: int = 256):
         """The fast recipe's per-user cache for trunk features ``feats``, to share across several fits of the same
         photos or subsets of them: ``personalize(..., first_cache=cache)`` or ``first_cache=cache.rows(idx)``."""
         from taskvec.personalize import first_linear_cache
 
-        return first_linear_cache(self.ts, feats)
+        return first_linear_cache(self.ts, feats, cache_max_images)
 
     def forget_users(self) -> None:
         """Drop the cached merged weights (after scoring one-off users, e.g. a benchmark's episodes)."""

@@ -236,8 +236,12 @@ class FirstLinearCache:
         return self.stack.shape[1]
 
     def rows(self, idx) -> FirstLinearCache:
+        """The cache of the images ``idx`` (integer positions or a boolean mask over this cache's images)."""
+        idx = torch.as_tensor(idx.cpu() if isinstance(idx, torch.Tensor) else np.asarray(idx))
+        if idx.dtype == torch.bool:
+            idx = idx.nonzero().flatten()
         sub = object.__new__(FirstLinearCache)
-        sub.key, sub.stack = self.key, self.stack[:, torch.as_tensor(np.asarray(idx), dtype=torch.long)]
+        sub.key, sub.stack = self.key, self.stack[:, idx.long().to(self.stack.device)]
         return sub
 
     def mix(self, a: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:

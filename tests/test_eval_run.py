@@ -170,7 +170,7 @@ def test_fold_not_supported_skips_only_that_fold(tmp_path):
 
 
 def test_world_and_root_are_one_flag(tmp_path):
-    """Every entry point that takes a world folder accepts ``--world`` (``eval.run`` also ``--root``)."""
+    """``eval.run`` takes the world folder as ``--world`` too, like the other entry points (``--root`` kept)."""
     from eval.run import parse_args
 
     assert parse_args(["--world", str(tmp_path)]).root == parse_args(["--root", str(tmp_path)]).root == str(tmp_path)

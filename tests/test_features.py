@@ -67,3 +67,20 @@ def test_cache_is_content_keyed(files, tmp_path):
     os.utime(good[0], (st.st_atime, st.st_mtime + 5))
     b = encode_images(enc, good, cache=tmp_path / "cache", progress=False)["pooled"]
     assert b[0, 0] == pytest.approx(33, abs=0.5) and len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_the_same_lazy_pil_image_in_many_slots_is_read_safely(tmp_path):
+    """Caller-given PIL images (lazy, maybe repeated) are not resized in the decoding threads: no shared-file race."""
+    from piaa.models import create_vision_encoder
+
+    enc = create_vision_encoder("efficientnet-lite0")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"n{i}.jpg")
+        Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(paths[-1], quality=90)
+    want = enc.preprocess([Image.open(p).convert("RGB") for p in paths])
+    for _ in range(5):
+        lazy = [Image.open(p) for p in paths] * 8  # each file object shared by 8 slots
+        got = torch.cat([x for _, x in iter_pixel_batches(enc, lazy, batch_size=16, workers=8)])
+        assert got.shape[0] == 32 and torch.allclose(got, want.repeat(8, 1, 1, 1))

@@ -86,3 +86,5 @@ def test_rated_photos_keep_their_rating_and_unrated_follow_the_model():
     assert list(np.argsort(-inner, kind="stable")) == list(np.argsort(-model, kind="stable"))
     assert 4.0 < inner[0] <= 4.5 and 1.5 - 1e-5 <= inner[4] < 2.0  # spread beyond the ratings, at most half-way on
     assert len({round(v, 3) for v in inner}) == len(inner)  # no two photos shown on the same value
+    more = keep_ratings(np.append(model, 9.0), {5: 4.0, 6: 2.0}, PARA_SCALE)  # another photo far above
+    assert np.allclose(more[:-1], inner) and inner[0] < more[-1] <= 4.5  # the others' values do not move

@@ -71,7 +71,7 @@ def test_fast_cache_is_exact(world):
     assert torch.allclose(direct, via, atol=1e-5)
 
 
-def test_shared_first_cache_rows_give_the_same_fit(world):
+def test_shared_first_cache_rows_give_the_same_fit(world, monkeypatch):
     """A fold's fit on rows of one shared cache equals the fit that builds its own cache."""
     from taskvec.personalize import first_linear_cache
 
@@ -81,7 +81,14 @@ def test_shared_first_cache_rows_give_the_same_fit(world):
     fold = np.arange(0, 40, 3)
     assert len(shared) == 40 and torch.equal(shared.rows(fold).stack, FirstLinearCache(ts, feats[fold]).stack)
     own = fit_fast(ts, feats[fold], y[fold], prior_task=ts.names[0])
+    built = []
+    monkeypatch.setattr(FirstLinearCache, "__init__", lambda self, *a: built.append(1))  # no new cache may be built
     via = fit_fast(ts, feats[fold], y[fold], prior_task=ts.names[0], first_cache=shared.rows(fold))
+    assert built == []
+    monkeypatch.undo()
+    mask = np.zeros(40, dtype=bool)
+    mask[fold] = True
+    assert torch.equal(shared.rows(mask).stack, shared.rows(fold).stack)  # a boolean mask selects the same rows
     assert torch.allclose(own.alpha, via.alpha, atol=1e-6) and not torch.equal(own.alpha, task_alpha(ts, 0, 1))
     with pytest.raises(ValueError, match="first_cache holds 40 images, the support set 14"):
         fit_fast(ts, feats[fold], y[fold], first_cache=shared)
