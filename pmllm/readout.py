@@ -25,14 +25,20 @@ def level_logits(llm, hidden: torch.Tensor, level_ids: list[int]) -> torch.Tenso
     final hidden states ``(N, D)``.
 
     Only the LM head's rows for those words are applied (the same numbers as the full next-token logits' columns,
-    without computing the whole vocabulary); a model's final logit soft-capping, if it has one, is kept.
+    without computing the whole vocabulary), for decoders whose head is one linear layer, optionally followed by a
+    final logit soft-capping (Llama/SmolLM, Qwen, Mistral, Gemma); a model that scales its logits some other way
+    (e.g. Cohere's ``logit_scale``) is refused rather than read wrongly.
     """
+    config = llm.config.get_text_config() if hasattr(llm.config, "get_text_config") else llm.config
+    for name in ("logit_scale", "logits_scaling"):
+        if getattr(config, name, None) not in (None, 1, 1.0):
+            raise ValueError(f"level_logits: {type(llm).__name__} scales its logits ({name}); not supported")
     head = llm.get_output_embeddings()
     idx = torch.as_tensor(level_ids, device=head.weight.device)
     bias = head.bias[idx] if getattr(head, "bias", None) is not None else None
     # the head's own device and dtype (a model split over devices may hold it apart from the last layer)
     out = F.linear(hidden.to(device=head.weight.device, dtype=head.weight.dtype), head.weight[idx], bias)
-    cap = getattr(llm.config, "final_logit_softcapping", None)
+    cap = getattr(config, "final_logit_softcapping", None)
     return (torch.tanh(out / cap) * cap if cap else out).to(hidden.device)
 
 
