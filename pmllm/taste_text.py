@@ -102,7 +102,7 @@ class TasteReader:
             from pmllm.model import cache_tensors, output_cache
 
             ids = self.tokenizer(self._head, add_special_tokens=False)["input_ids"]
-            out = self.llm(input_ids=torch.tensor([ids], device=param.device), use_cache=True, logits_to_keep=1)
+            out = self.llm.get_decoder()(input_ids=torch.tensor([ids], device=param.device), use_cache=True)
             self._head_kv = (key, ids, [(k.detach(), v.detach()) for k, v in cache_tensors(output_cache(out))])
         return self._head_kv[1], self._head_kv[2]
 

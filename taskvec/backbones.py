@@ -164,6 +164,14 @@ def list_backbones() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- the model
+def run_trunk(trunk: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The frozen trunk for inference on preprocessed pixels: channels-last memory, CPU micro-batches (the one
+    path of :meth:`ScoringModel.trunk_features` and of scoring from files)."""
+    from piaa.vision import in_micro_batches
+
+    return in_micro_batches(trunk, x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+
+
 class _TrunkEncoder(nn.Module):
     """Adapter so :func:`piaa.features.encode_images` can cache trunk outputs (``tokens`` = trunk output)."""
 
@@ -180,9 +188,9 @@ class _TrunkEncoder(nn.Module):
         return self.encoder.preprocess(images)
 
     def forward(self, x: torch.Tensor):
-        from piaa.vision import VisionOutput, in_micro_batches
+        from piaa.vision import VisionOutput
 
-        h = in_micro_batches(self.trunk, x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+        h = run_trunk(self.trunk, x)
         return VisionOutput(tokens=h, pooled=h.flatten(1)[:, :1])
 
 

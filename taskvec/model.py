@@ -251,7 +251,7 @@ class PersonalizedScorer:
         """
         from piaa.features import iter_pixel_batches
         from piaa.scoring import assemble, check_on_error
-        from piaa.vision import in_micro_batches
+        from taskvec.backbones import run_trunk
 
         errors: dict[int, str] | None = {} if check_on_error(on_error) == "skip" else None
         if not self._folded:
@@ -262,7 +262,7 @@ class PersonalizedScorer:
         trunk = self.model.trunk.to(memory_format=torch.channels_last)
         good, values = [], []
         for idx, x in iter_pixel_batches(self.model.encoder, list(images), batch_size, workers, errors=errors):
-            h = in_micro_batches(trunk, x.contiguous(memory_format=torch.channels_last))
+            h = run_trunk(trunk, x)
             values.append(functional_call(self.model, params, (h,), {"stage": "trunk"}).numpy())
             good += idx
         scale = scale or (user.scale if user is not None else None) or UNIT_SCALE
