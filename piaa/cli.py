@@ -101,14 +101,19 @@ def score_rows(images: list[str], args: argparse.Namespace) -> list[dict]:
         res = model.score(images[start : start + step], scale=scale, **who)
         for i, name in enumerate(res.images):
             err = res.errors.get(i)
-            rows.append({"index": start + i, "image": name, "score": None if err else round(float(res.scores[i]), 4),
-                         "error": err, "scale": res.scale.describe()})  # fmt: skip
+            score = None if err else round(float(res.scores[i]), 4)
+            # a user's photos are ranked in one call: their order is the model's full-precision one (a rated photo
+            # above an unrated one shown on the same value); chunks and shards rank on what is written
+            key = float(res.scores[i]) if args.user and not err else score
+            rows.append({"index": start + i, "image": name, "score": score, "key": key, "error": err,
+                         "scale": res.scale.describe()})  # fmt: skip
     return rows
 
 
 def rank_rows(rows: list[dict]) -> list[dict]:
-    """Best first (ties in input order), ranks 1..n, then the failures in input order."""
-    good = sorted((r for r in rows if r["error"] is None), key=lambda r: (-r["score"], r["index"]))
+    """Best first by ``key`` (the score unless the model ranked finer; ties in input order), ranks 1..n, then the
+    failures in input order."""
+    good = sorted((r for r in rows if r["error"] is None), key=lambda r: (-r.get("key", r["score"]), r["index"]))
     bad = sorted((r for r in rows if r["error"] is not None), key=lambda r: r["index"])
     for rank, r in enumerate(good, 1):
         r["rank"] = rank

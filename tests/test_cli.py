@@ -89,3 +89,15 @@ def test_two_processes_write_the_same_file(folder, tmp_path):
     assert main([*base, "--out", str(one)]) == 1
     assert main([*base, "--out", str(two), "--processes", "2"]) == 1
     assert one.read_text() == two.read_text()
+
+
+def test_rank_rows_follow_the_models_finer_order_on_equal_shown_scores():
+    from piaa.cli import rank_rows
+
+    rows = [{"index": 0, "image": "unrated.jpg", "score": 4.5, "key": 4.4999989, "error": None},
+            {"index": 1, "image": "rated.jpg", "score": 4.5, "key": 4.5, "error": None},
+            {"index": 2, "image": "bad.jpg", "score": None, "key": None, "error": "bad.jpg: not an image"},
+            {"index": 3, "image": "plain.jpg", "score": 3.0, "error": None}]  # fmt: skip
+    ranked = rank_rows(rows)
+    assert [r["image"] for r in ranked] == ["rated.jpg", "unrated.jpg", "plain.jpg", "bad.jpg"]
+    assert [r["rank"] for r in ranked] == [1, 2, 3, None]
