@@ -54,6 +54,44 @@ def taste_figure(alpha: tuple[list[str], list[float]] | None):
     return fig
 
 
+def import_gradio():
+    """``import gradio``, without the type-stub (``.pyi``) regeneration gradio runs for every component class on
+    every import (``gradio.component_meta.create_or_modify_pyi``: it parses each component's source file, about
+    half of gradio's 4.5 s import on 2 cores, and writes into site-packages). Stubs serve editors, not the app."""
+    import sys
+
+    if "gradio" not in sys.modules:
+        sys.meta_path.insert(0, _NoGradioStubs())
+    import gradio
+
+    return gradio
+
+
+class _NoGradioStubs:
+    """Import hook: once ``gradio.component_meta`` has run, its stub writer is a no-op (then the hook removes
+    itself). Anything else is left to the normal finders."""
+
+    def find_spec(self, name, path=None, target=None):
+        import sys
+        from importlib.machinery import PathFinder
+
+        if name != "gradio.component_meta":
+            return None
+        sys.meta_path.remove(self)
+        spec = PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            if callable(getattr(module, "create_or_modify_pyi", None)):
+                module.create_or_modify_pyi = lambda *args, **kwargs: None
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 def _choice(value, choices: list[str]) -> str:
     return value if value in choices else ""
 
@@ -61,7 +99,7 @@ def _choice(value, choices: list[str]) -> str:
 def show(view: View, state: dict, keep_form: bool = False) -> tuple:
     """A :class:`View` as the page's outputs: name, the form (unless ``keep_form``), gallery, table, note, plot,
     session state (which user this browser session acts for)."""
-    import gradio as gr
+    gr = import_gradio()
     import pandas as pd
 
     state = {**(state or {}), "user": view.user}
@@ -77,7 +115,7 @@ def show(view: View, state: dict, keep_form: bool = False) -> tuple:
 def build_app(demo: Demo):
     """The Gradio page over :class:`demo.session.Demo` (API names: continue_as, rank, save_ratings, personalize,
     delete)."""
-    import gradio as gr
+    gr = import_gradio()
 
     def do_continue(name: str, state: dict):
         return show(demo.continue_as(name), state)

@@ -307,6 +307,9 @@ class FewShot:
         return make(x.trunk) if limit is None else make(x.trunk, cache_max_images=limit)
 
     def _taskvec(self, name, x: PartInputs, y, scale, cache=None):
+        """The taskvec part's user (without that part: the population model unfitted, the saved user's container)."""
+        if "taskvec" not in self.parts:
+            return self.scorer.personalize(name, x.trunk, y, scale=scale, fit=False)
         kwargs = self.recipe_kwargs if cache is None else {**self.recipe_kwargs, "first_cache": cache}
         return self.scorer.personalize(name, x.trunk, y, scale=scale, seed=self.seed, **kwargs)
 

@@ -30,7 +30,7 @@ from torch.func import functional_call
 
 from piaa.schema import Profile, Scale, SchemaError, validate_ratings
 from piaa.scoring import ScoreResult
-from taskvec.personalize import FitResult, TaskSet, create_recipe, task_alpha
+from taskvec.personalize import FitResult, TaskSet, create_recipe, default_groups, task_alpha
 
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "efficientnet-lite0"
 UNIT_SCALE = Scale(0.0, 1.0)  # theta_0's normalised scores (no user, so no rating scale to return them on)
@@ -141,9 +141,11 @@ class PersonalizedScorer:
 
     # ------------------------------------------------------------------ users
     def personalize(self, user: str, support, scores, *, scale: Scale, recipe: str = "fast",
-                    profile: Profile | None = None, on_error: str = "skip", **kwargs) -> PersonalizedUser:  # fmt: skip
+                    profile: Profile | None = None, on_error: str = "skip", fit: bool = True,
+                    **kwargs) -> PersonalizedUser:  # fmt: skip
         """Fit alpha on a support set rated on ``scale``: ``support`` is a list of image paths or a tensor of trunk
-        features. Ratings off the scale or its step, non-numeric, NaN or conflicting duplicates are refused
+        features. ``fit=False`` fits nothing: the user gets the population task's coefficients (the container of a
+        few-shot user whose task-vector part is left out, ``eval.fewshot``; the ratings are still checked). Ratings off the scale or its step, non-numeric, NaN or conflicting duplicates are refused
         (:func:`piaa.schema.validate_ratings`). A rated photo that cannot be decoded is left out with a warning
         naming it (``on_error="skip"``) or raises (``"raise"``); the user's ``config.skipped`` lists them."""
         import warnings
@@ -167,7 +169,13 @@ class PersonalizedScorer:
                           + "; ".join(skipped.values()), stacklevel=2)  # fmt: skip
         if recipe == "fast":  # start from, and pull towards, the population's task model (MODEL_CARD.md)
             kwargs.setdefault("prior_task", self.population_task())
-        res: FitResult = create_recipe(recipe)(self.ts, feats, y, scale_range=scale.range, **kwargs)
+        if fit:
+            res: FitResult = create_recipe(recipe)(self.ts, feats, y, scale_range=scale.range, **kwargs)
+        else:
+            create_recipe(recipe)  # an unknown name is still an error
+            groups = default_groups(self.ts.keys, blockwise=recipe == "fast")
+            alpha = task_alpha(self.ts, self.population_task(), len(groups))
+            res = FitResult(alpha, groups, self.ts.names, recipe, [0.0] * self.ts.num_tasks)
         kept = [im for i, im in enumerate(images) if not errors or i not in errors]
         ratings = {} if isinstance(support, torch.Tensor) else {content_key(im): float(r) for im, r in zip(kept, y)}
         cfg = UserConfig(user=str(user), recipe=recipe, tasks=list(res.tasks), groups=res.groups,

@@ -164,3 +164,27 @@ def test_the_residual_part_alone_with_two_ratings_is_the_population_model(model,
     user = alone.fit("two", x.rows([0, 1]), [1.0, 5.0], PARA_SCALE)
     assert user.residual is None and user.config.weights["residual"] > 0
     assert spearmanr(alone.predict(user, x), x.base)[0] == pytest.approx(1.0)
+
+
+def test_without_the_taskvec_part_nothing_is_fitted_and_the_residual_part_is_unchanged(model, photos):
+    """The residual-only ablation does not run the task-vector fit (its user keeps the population task's
+    coefficients, the unfitted container), and its predictions are those of the residual part of the full model."""
+    from eval.fewshot import FewShot
+    from piaa.schema import PARA_SCALE
+    from taskvec.personalize import task_alpha
+
+    paths, attrs = photos
+    x = model.inputs(paths)
+    y = PARA_SCALE.quantize(1 + 4 * attrs["bright"])
+    sup, qry = np.arange(20), np.arange(20, 40)
+    alone = FewShot(model.scorer, parts=("residual",))
+    user = alone.fit("r", x.rows(sup), y[sup], PARA_SCALE)
+    ts = model.scorer.ts
+    expect = task_alpha(ts, model.scorer.population_task(), len(user.taskvec.config.groups))
+    assert user.taskvec.alpha.equal(expect) and user.taskvec.config.k == 20
+    full = model.fit("r", x.rows(sup), y[sup], PARA_SCALE)
+    assert not full.taskvec.alpha.equal(expect)  # the full model does fit it
+    np.testing.assert_allclose(alone.part_scores(user, x.rows(qry))["residual"],
+                               model.part_scores(full, x.rows(qry))["residual"], rtol=1e-9)  # fmt: skip
+    with pytest.raises(ValueError, match="unknown personalization recipe"):
+        model.scorer.personalize("r", x.trunk[sup], y[sup], scale=PARA_SCALE, recipe="nope", fit=False)
