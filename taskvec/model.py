@@ -145,7 +145,8 @@ class PersonalizedScorer:
                     **kwargs) -> PersonalizedUser:  # fmt: skip
         """Fit alpha on a support set rated on ``scale``: ``support`` is a list of image paths or a tensor of trunk
         features. ``fit=False`` fits nothing: the user gets the population task's coefficients (the container of a
-        few-shot user whose task-vector part is left out, ``eval.fewshot``; the ratings are still checked). Ratings off the scale or its step, non-numeric, NaN or conflicting duplicates are refused
+        few-shot user whose task-vector part is left out, ``eval.fewshot``; the ratings are still checked).
+        Ratings off the scale or its step, non-numeric, NaN or conflicting duplicates are refused
         (:func:`piaa.schema.validate_ratings`). A rated photo that cannot be decoded is left out with a warning
         naming it (``on_error="skip"``) or raises (``"raise"``); the user's ``config.skipped`` lists them."""
         import warnings
