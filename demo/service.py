@@ -85,6 +85,8 @@ class DemoService:
         self._photo_stats: dict[str, np.ndarray] = {}  # image path -> piaa.photostats.photo_stats row
         self._fewshot = None
         self._pmllm_lock, self._taskvec_lock = threading.RLock(), threading.RLock()
+        self._ranking = 0  # rankings in progress (the warm-up's later steps wait for none, not to slow a user's)
+        self._idle = threading.Condition()
 
     make_profile = staticmethod(make_profile)
 
@@ -117,6 +119,8 @@ class DemoService:
         t0 = time.perf_counter()
         photo = self.sample_photos()[:1]
         self.rank(self.make_profile("I like calm, colourful photos."), photo)
+        with self._idle:  # a user's first ranking, waiting for the zero-shot model, goes before personalization's
+            self._idle.wait_for(lambda: self._ranking == 0, timeout=60)
         self._features(photo)
         return time.perf_counter() - t0
 
@@ -128,10 +132,17 @@ class DemoService:
 
     def rank(self, profile: Profile, paths: Sequence[str | Path]) -> tuple[list[str], np.ndarray, dict[str, str]]:
         """Zero-shot scores of the readable photos: ``(kept paths, their 1-5 scores, {rejected file: reason})``."""
-        with self._pmllm_lock:
-            res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="skip")
-            if profile.text:  # the free-text reader loads on first use: keep it with the ranking (warm() too)
-                self.read_taste(profile)
+        with self._idle:
+            self._ranking += 1
+        try:
+            with self._pmllm_lock:
+                res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="skip")
+                if profile.text:  # the free-text reader loads on first use: keep it with the ranking (warm() too)
+                    self.read_taste(profile)
+        finally:
+            with self._idle:
+                self._ranking -= 1
+                self._idle.notify_all()
         kept = [str(p) for i, p in enumerate(paths) if i not in res.errors]
         rejected = {Path(paths[i]).name: why.split(": ", 1)[-1] for i, why in res.errors.items()}
         return kept, res.scores[res.ok], rejected

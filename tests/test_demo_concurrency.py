@@ -172,3 +172,42 @@ def _no_proxy(monkeypatch):
     """Loopback only: never route the test's HTTP through a proxy."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+def test_the_warm_up_lets_a_waiting_ranking_go_before_loading_personalization(monkeypatch):
+    """A user who ranks while the zero-shot model is still loading waits for it; the warm-up then loads the
+    few-shot models only after that user's ranking is done, not alongside it."""
+    from demo.service import DemoService
+    from piaa.scoring import ScoreResult
+
+    warm_scored, user_scored, loaded = threading.Event(), threading.Event(), threading.Event()
+    events = {"sample.jpg": warm_scored, "user.jpg": user_scored}
+
+    class Scorer:  # the zero-shot model: each photo takes until its event is set
+        class config:
+            personal_input = "pooled"
+
+        def score(self, paths, profile=None, scale=None, on_error="skip"):
+            for p in paths:
+                events[p.name].wait(5)
+            return ScoreResult(np.full(len(paths), 3.0), scale, [str(p) for p in paths])
+
+    service = DemoService()
+    monkeypatch.setattr(service, "sample_photos", lambda: [Path("sample.jpg")])
+    monkeypatch.setattr(service, "pmllm", lambda: Scorer())
+    monkeypatch.setattr(service, "_features", lambda paths: loaded.set())
+    warm = threading.Thread(target=service.warm)
+    warm.start()  # "loading" the zero-shot model
+    time.sleep(0.2)
+    user = threading.Thread(target=service.rank, args=(service.make_profile(""), ["user.jpg"]))
+    user.start()  # a user ranks meanwhile: waits for the model
+    deadline = time.monotonic() + 5
+    while service._ranking < 2 and time.monotonic() < deadline:  # the warm-up's ranking and the user's
+        time.sleep(0.01)
+    warm_scored.set()  # the model is warm; the user's ranking runs now
+    time.sleep(0.5)
+    assert not loaded.is_set()  # the warm-up waits for it
+    user_scored.set()
+    user.join(5)
+    warm.join(5)
+    assert loaded.is_set() and service._ranking == 0
