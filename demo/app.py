@@ -60,10 +60,15 @@ def import_gradio():
     half of gradio's 4.5 s import on 2 cores, and writes into site-packages). Stubs serve editors, not the app."""
     import sys
 
+    hook = None
     if "gradio" not in sys.modules:
-        sys.meta_path.insert(0, _NoGradioStubs())
-    import gradio
-
+        hook = _NoGradioStubs()
+        sys.meta_path.insert(0, hook)
+    try:
+        import gradio
+    finally:
+        if hook in sys.meta_path:  # a gradio without that module: leave the finders as they were
+            sys.meta_path.remove(hook)
     return gradio
 
 

@@ -168,6 +168,8 @@ class PersonalizedScorer:
                 )
             warnings.warn(f"{len(errors)} rated photo(s) could not be read and were left out: "
                           + "; ".join(skipped.values()), stacklevel=2)  # fmt: skip
+        if not fit and kwargs:
+            raise TypeError(f"personalize(fit=False) fits nothing: recipe options {sorted(kwargs)} do not apply")
         if recipe == "fast":  # start from, and pull towards, the population's task model (MODEL_CARD.md)
             kwargs.setdefault("prior_task", self.population_task())
         if fit:

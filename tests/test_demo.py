@@ -166,3 +166,15 @@ def test_ratings_in_reverse_of_the_zero_shot_order_win(service):
     before = spearmanr(zero[unrated], hidden[unrated])[0]
     after = spearmanr(shown[unrated], hidden[unrated])[0]
     assert before == pytest.approx(-1.0) and after > 0  # on held-back photos the ranking turned round
+
+
+def test_the_demo_imports_gradio_without_regenerating_its_type_stubs():
+    """``demo.app.import_gradio`` skips gradio's per-import ``.pyi`` writer; the import finders stay as they were."""
+    import subprocess
+    import sys
+
+    code = ("import sys; n = len(sys.meta_path); from demo.app import import_gradio; gr = import_gradio(); "
+            "import gradio.component_meta as m; assert m.create_or_modify_pyi('x', 'y', []) is None; "
+            "assert len(sys.meta_path) == n; assert gr.Blocks")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]

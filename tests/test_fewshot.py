@@ -188,3 +188,5 @@ def test_without_the_taskvec_part_nothing_is_fitted_and_the_residual_part_is_unc
                                model.part_scores(full, x.rows(qry))["residual"], rtol=1e-9)  # fmt: skip
     with pytest.raises(ValueError, match="unknown personalization recipe"):
         model.scorer.personalize("r", x.trunk[sup], y[sup], scale=PARA_SCALE, recipe="nope", fit=False)
+    with pytest.raises(TypeError, match="fits nothing"):
+        model.scorer.personalize("r", x.trunk[sup], y[sup], scale=PARA_SCALE, fit=False, steps=5)
