@@ -118,14 +118,12 @@ class DemoService:
 
         t0 = time.perf_counter()
         photo = self.sample_photos()[:1]
-        with self._pmllm_lock:
-            model = self.pmllm()
-            if model.config.personal_input == "fields+text":
-                model.reader.read("I like calm, colourful photos.")  # loads the sentence encoder, runs the reader once
+        profile = self.make_profile("I like calm, colourful photos.")
+        self.read_taste(profile)  # loads the zero-shot model and its text reader, and reads once
         with self._idle:
             waiting = self._ranking > 0
         if not waiting:  # a user who ranked during start-up goes first; else warm the scoring path on one photo
-            self.rank(self.make_profile("I like calm, colourful photos."), photo)
+            self.rank(profile, photo)
         with self._idle:  # a user's first ranking, waiting for the zero-shot model, goes before personalization's
             self._idle.wait_for(lambda: self._ranking == 0, timeout=60)
         self._features(photo)
