@@ -30,6 +30,7 @@ from piaa.schema import DEMOGRAPHIC_FIELDS, LAPIS_FIELDS, PARA_FIELDS, Profile
 _MODELS: dict[str, object] = {}
 _TOKENS: dict[tuple[str, str], object] = {}  # (vision encoder, image path) -> frozen visual tokens (fp16)
 _PREDICTIONS: dict[tuple[str, str, str], dict[str, float]] = {}  # (checkpoint, profile, scale) -> {path: score}
+_STATS: dict[str, np.ndarray] = {}  # image path -> piaa.photostats row (a grounded checkpoint's property evidence)
 
 
 def load_pmllm(checkpoint: str | os.PathLike | None = None):
@@ -83,6 +84,15 @@ class PMLLMScorer(Scorer):
                 "evaluate that fold of that data, or train a checkpoint for this fold (python -m pmllm.train --fold K)"
             )
 
+        if self.model.config.grounding:  # the property concepts' evidence: measured once per image, cached on disk
+            from piaa.features import feature_cache_dir
+            from piaa.photostats import photo_stats
+
+            paths = [str(benchmark.image_path(i)) for i in benchmark.table.images]
+            todo = [p for p in paths if p not in _STATS]
+            if todo:
+                _STATS.update(zip(todo, photo_stats(todo, cache=feature_cache_dir(None))))
+
     def profile(self, profile: Profile) -> Profile:
         return profile if self.keep is None else profile.subset(self.keep)
 
@@ -110,7 +120,9 @@ class PMLLMScorer(Scorer):
         paths = [task.path(im) for im in task.query_images]
         missing = list(dict.fromkeys(p for p in paths if str(p) not in memo))
         if missing:
-            out = self.model.score_tokens(profile, self._visual(missing), scale=task.scale, batch_size=self.batch_size)
+            stats = np.stack([_STATS[str(p)] for p in missing]) if self.model.config.grounding else None
+            out = self.model.score_tokens(profile, self._visual(missing), scale=task.scale, batch_size=self.batch_size,
+                                          stats=stats)  # fmt: skip
             memo.update(zip(map(str, missing), out.scores))
         return np.array([memo[str(p)] for p in paths], dtype=np.float64)
 

@@ -83,7 +83,7 @@ def attributes(img: Image.Image | np.ndarray) -> dict[str, float]:
 def _stats_of_file(path) -> np.ndarray:
     from piaa.images import load_image
 
-    img = load_image(path, min_side=STATS_SIDE)
+    img = path.convert("RGB") if isinstance(path, Image.Image) else load_image(path, min_side=STATS_SIDE)
     w, h = img.size
     if min(w, h) > STATS_SIDE:
         f = STATS_SIDE / min(w, h)
@@ -94,7 +94,7 @@ def _stats_of_file(path) -> np.ndarray:
 
 def photo_stats(paths, errors: dict[int, str] | None = None, workers: int = 2, cache=None,
                 progress: bool = False) -> np.ndarray:  # fmt: skip
-    """(n, len(ATTRIBUTES)) attributes of image files measured at short side :data:`STATS_SIDE`.
+    """(n, len(ATTRIBUTES)) attributes of image files (or PIL images) measured at short side :data:`STATS_SIDE`.
 
     ``errors``: a dict to collect ``{index: reason}`` for files that cannot be decoded (their rows are NaN); with
     ``errors=None`` the first bad file raises :class:`piaa.images.ImageDecodeError`. ``cache``: a folder; the
@@ -110,7 +110,7 @@ def photo_stats(paths, errors: dict[int, str] | None = None, workers: int = 2, c
 
     paths = list(paths)
     target = None
-    if cache is not None and errors is None:
+    if cache is not None and errors is None and not any(isinstance(p, Image.Image) for p in paths):
         from piaa.features import cache_file
 
         target = cache_file(cache, SimpleNamespace(name="photostats", image_size=STATS_SIDE), paths, ATTRIBUTES)

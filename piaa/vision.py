@@ -101,6 +101,11 @@ class VisionEncoder(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> VisionOutput:
         return self.encode(pixel_values)
 
+    def class_logits(self, tokens: torch.Tensor) -> torch.Tensor | None:
+        """ImageNet-1k logits ``(N, 1000)`` from this encoder's visual tokens ``(N, M, token_dim)``, or ``None`` for
+        an encoder without an ImageNet classifier (CLIP/SigLIP towers)."""
+        return None
+
     def freeze(self) -> VisionEncoder:
         """Frozen = eval mode (BatchNorm/Dropout fixed) and no gradients."""
         self.eval()
@@ -146,6 +151,12 @@ class EfficientNetLite0Encoder(VisionEncoder):
             fmap = self.net.features(pixel_values)  # (B, 1280, 7, 7)
         tokens = fmap.flatten(2).transpose(1, 2)  # (B, 49, 1280)
         return VisionOutput(tokens=tokens, pooled=tokens.mean(dim=1))
+
+    @torch.no_grad()
+    def class_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Lite0's own classifier on the mean token (the pooled feature :meth:`classify` uses; no dropout)."""
+        fc = self.net._fc
+        return fc(tokens.to(device=fc.weight.device, dtype=fc.weight.dtype).mean(dim=1))
 
     @torch.no_grad()
     def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:

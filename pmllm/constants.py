@@ -82,3 +82,49 @@ TASTE_CONCEPTS: tuple[str, ...] = (
     "weddings", "mountains", "forests", "snow", "rain",
 )  # fmt: skip
 CONCEPT_TEMPERATURE = 0.05
+# What the reader does not use (pmllm.taste_text.unreadable): a clause with fewer than MIN_WORDS words written in
+# Latin letters or mostly in another script (the embedded LLM and sentence encoder read English), an instruction
+# addressed to the model rather than a taste, or a clause no concept is near (best cosine < MIN_CONCEPT_COSINE).
+MIN_WORDS = 2
+MIN_CONCEPT_COSINE = 0.2
+INSTRUCTION_PATTERNS: tuple[str, ...] = (
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|above|previous|everything)\b",
+    r"\b(system prompt|you are (an?|the) (ai|assistant|model)|as an ai|act as|pretend (to be|you))\b",
+    r"\b(rate|score|mark)\b.{0,15}\b(every|all|each|any)\b.{0,15}\b(photos?|pictures?|images?|ones?)\b",
+    r"\b(answer|respond|reply|output)\b.{0,30}\b(excellent|positive|negative|good|bad|poor|fair|yes|no)\b",
+    r"<\|[^|]*\|>|\[/?inst\]|</?s>",
+)
+
+
+def concept_phrase(concept: str) -> str:
+    """How the reader phrases a concept for the sentence encoder: every phrase names photos once ("photos of
+    animals", "photos with high contrast", "bright photos"), so a clause's own "photos" favours no concept."""
+    if "photo" in concept:
+        return concept
+    return ("photos of " if concept in SUBJECT_CONCEPTS else "photos with ") + concept
+
+
+# ---------------------------------------------------------------------------- grounding the taste code in the photo
+# pmllm.grounding reads each concept off the photo through frozen knowledge (issue 12): subject concepts through the
+# vision encoder's ImageNet class probabilities (class names matched to the concept by the sentence encoder),
+# property concepts through measured photo statistics (piaa.photostats, with the sign below). Other concepts
+# (sunsets, symmetry, vintage look, ...) have no grounded evidence.
+SUBJECT_CONCEPTS: tuple[str, ...] = (
+    "portraits of people", "animals", "food", "cars and vehicles", "space and stars", "flowers and plants",
+    "buildings and architecture", "abstract images", "landscapes", "the sea and beaches", "city streets",
+    "mountains", "forests", "snow", "sports", "children", "weddings",
+)  # fmt: skip
+CONCEPT_ATTRIBUTES: dict[str, tuple[str, float]] = {
+    "bright photos": ("brightness", 1.0), "dark photos": ("brightness", -1.0),
+    "high contrast": ("contrast", 1.0), "low contrast": ("contrast", -1.0),
+    "colourful photos": ("colorfulness", 1.0), "black and white photos": ("saturation", -1.0),
+    "vivid saturated colours": ("saturation", 1.0), "pastel faded colours": ("saturation", -1.0),
+    "warm tones": ("warmth", 1.0), "cool blue tones": ("warmth", -1.0),
+    "sharp detailed photos": ("sharpness", 1.0), "blurry photos": ("sharpness", -1.0),
+    "grainy noisy photos": ("noise", 1.0), "clean smooth photos": ("noise", -1.0),
+    "overexposed photos": ("clipping", 1.0), "well exposed photos": ("clipping", -1.0),
+}  # fmt: skip
+# class names and subject concepts are matched as captions (the sentence encoder was trained on sentences)
+GROUNDING_CLASS_TEMPLATE = "a photo of a {}"
+GROUNDING_CONCEPT_TEMPLATE = "a photo of {}"
+GROUNDING_CLIP = 3.0  # standardised evidence is clipped to +-this many training-image standard deviations

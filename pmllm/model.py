@@ -65,6 +65,9 @@ class PMLLMConfig:
     text_encoder: str = "all-minilm-l6-v2"  # "fields+text": sentence encoder (piaa.models.create_text_encoder)
     text_polarity: list[float] = field(default_factory=lambda: [0.0, 1.0])  # "fields+text": LLM polarity centre, scale
     text_weight: float = 1.0  # "fields+text": multiplier of the taste code in the head's input
+    # "fields+text": the taste code read off the photo through frozen knowledge (pmllm.grounding); {} = off, else
+    # {"weights": [subject, property], "centre": [per concept], "scale": [per concept]} (pmllm.train_personal)
+    grounding: dict[str, list[float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)  # provenance (what it was trained on, command, ...)
 
     @classmethod
@@ -367,13 +370,44 @@ class PMLLM(nn.Module):
         logits = level_logits(self.llm, out.last_hidden_state[:, -1], self.level_ids)
         return (logits, ctx.pooled) if with_pooled else logits
 
-    def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor, profile: Profile | None = None):
-        """The bilinear head's shift ``(N,)`` of the normalised expected level (zeros without a head)."""
+    def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor, profile: Profile | None = None,
+                       stats: np.ndarray | None = None) -> torch.Tensor:  # fmt: skip
+        """The personal shift ``(N,)`` of the normalised expected level: the bilinear head's, plus the grounded
+        term of the free text where the config has one (``stats``: the photos' :func:`piaa.photostats.photo_stats`
+        rows, for the property concepts). Zeros without a head."""
         if self.personal is None:
             return torch.zeros(tokens.shape[0], device=self.device)
+        profile = profile or Profile()
         if self.config.personal_input != "pooled":
-            pooled = self.profile_code(profile or Profile())
-        return self.personal(pooled.to(self.device), tokens.to(self.device).float().mean(1))
+            pooled = self.profile_code(profile)
+        delta = self.personal(pooled.to(self.device), tokens.to(self.device).float().mean(1))
+        if self.config.grounding and profile.text:
+            from pmllm.grounding import grounded_shift
+
+            code = self.reader.code(self.prompt_text(profile))
+            if bool(code.any()):
+                z = self.photo_evidence(tokens, stats)
+                delta = delta + grounded_shift(code, z, self.config.grounding["weights"]).to(delta)
+        return delta
+
+    def photo_evidence(self, tokens: torch.Tensor, stats: np.ndarray | None = None) -> torch.Tensor:
+        """Standardised per-concept evidence ``(N, len(TASTE_CONCEPTS))`` of photos (:mod:`pmllm.grounding`)."""
+        from pmllm.grounding import raw_evidence, standardise
+
+        g = self.config.grounding
+        raw = raw_evidence(self.encoder.class_logits(tokens), self.class_assignment, stats, tokens.shape[0])
+        return standardise(raw, g["centre"], g["scale"])
+
+    @property
+    def class_assignment(self) -> torch.Tensor:
+        """ImageNet class names' soft assignment to the subject concepts (:func:`pmllm.grounding.class_assignment`,
+        the reader's sentence encoder), computed once."""
+        if self.__dict__.get("_class_assign") is None:
+            from piaa.data import imagenet_classes
+            from pmllm.grounding import class_assignment
+
+            self.__dict__["_class_assign"] = class_assignment(self.reader.encoder, imagenet_classes())
+        return self.__dict__["_class_assign"]
 
     @property
     def reader(self):
@@ -437,9 +471,11 @@ class PMLLM(nn.Module):
         return torch.cat(out) if out else torch.empty(0, self.encoder.num_tokens, self.encoder.token_dim)
 
     @torch.no_grad()
-    def score_tokens(self, profile: Profile, tokens: torch.Tensor, *, scale: Scale = PARA_SCALE,
-                     cached: bool = True, batch_size: int = 32) -> ScoreOutput:  # fmt: skip
-        """Scores for precomputed frozen visual tokens ``(N, M, d_visual)``."""
+    def score_tokens(self, profile: Profile, tokens: torch.Tensor, *, scale: Scale = PARA_SCALE, cached: bool = True,
+                     batch_size: int = 32, stats: np.ndarray | None = None) -> ScoreOutput:  # fmt: skip
+        """Scores for precomputed frozen visual tokens ``(N, M, d_visual)``; ``stats``: the same photos'
+        :func:`piaa.photostats.photo_stats` rows (the property concepts' grounded evidence; without them those
+        concepts have none)."""
         prompt = self.prompt(profile)
         state = self.prefix_state(prompt) if cached else None
         logits, deltas = [], []
@@ -451,7 +487,8 @@ class PMLLM(nn.Module):
             else:
                 lg, pooled = self.level_logits_naive(prompt, t, with_pooled=True)
                 logits.append(lg)
-            deltas.append(self.personal_delta(pooled, t, profile))
+            st = None if stats is None else stats[i : i + batch_size]
+            deltas.append(self.personal_delta(pooled, t, profile, st))
         if not logits:
             return ScoreOutput(np.empty(0), np.empty((0, len(self.level_ids))))
         scores, probs = readout(torch.cat(logits), scale, shift=torch.cat(deltas))  # shift: exact 0 when untrained
@@ -476,7 +513,12 @@ class PMLLM(nn.Module):
         scale = scale or getattr(user, "scale", None) or PARA_SCALE
         tokens = self.visual_tokens(images, batch_size, errors=errors)
         good = [i for i in range(len(images)) if not errors or i not in errors]
-        out = self.score_tokens(profile, tokens, scale=scale, cached=cached, batch_size=batch_size)
+        stats = None
+        if self.config.grounding and profile.text:  # the property concepts' evidence: measured on the pixels
+            from piaa.photostats import photo_stats
+
+            stats = photo_stats([images[i] for i in good], errors={})
+        out = self.score_tokens(profile, tokens, scale=scale, cached=cached, batch_size=batch_size, stats=stats)
         return assemble(len(images), good, out.scores, scale, list(images), errors or {}, {"probs": out.probs})
 
     # ------------------------------------------------------------------------------------------ persistence

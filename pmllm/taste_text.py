@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -29,6 +29,23 @@ from pmllm import constants as C
 
 _SPLIT = re.compile(r"(?<=[.!?;])\s+|;\s*|\n+|\s+-+\s+(?:(?:and|but)\s+)?|,\s+(?:and|but)\s+|\s+but\s+", re.IGNORECASE)
 _STRIP = " .;,-!?\"'"
+
+
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_INSTRUCTION = re.compile("|".join(C.INSTRUCTION_PATTERNS), re.IGNORECASE)
+
+
+def unreadable(clause: str) -> str | None:
+    """Why the reader does not use ``clause`` (text it cannot read, or an instruction to the model), else None.
+    A clause no concept is near is decided later, in :meth:`TasteReader.read`."""
+    letters = _LETTER.findall(clause)
+    latin = sum(ch.isascii() for ch in letters)
+    if len(_LATIN_WORD.findall(clause)) < C.MIN_WORDS or latin < 0.5 * len(letters):
+        return "no words I can read (the models read English)"
+    if _INSTRUCTION.search(clause):
+        return "an instruction to the model, not a taste"
+    return None
 
 
 def split_clauses(text: str) -> list[str]:
@@ -53,11 +70,14 @@ class TasteReading:
     concept: list[str]  # the most similar concept of each clause
     assign: torch.Tensor  # (clauses, len(TASTE_CONCEPTS)) soft topic assignment
     code: torch.Tensor  # (len(TASTE_CONCEPTS),)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (clause, why it was not used)
 
     def summary(self) -> list[str]:
-        """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"``."""
-        return [f"{'likes' if w > 0 else 'dislikes'} '{k}' ({w:+.2f}): {c}"
+        """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"``, then one line per
+        clause that was not used, with the reason."""
+        used = [f"{'likes' if w > 0 else 'dislikes'} '{k}' ({w:+.2f}): {c}"
                 for c, w, k in zip(self.clauses, self.weight, self.concept)]  # fmt: skip
+        return used + [f"could not use: {c!r} ({why})" for c, why in self.skipped]
 
 
 POLARITY_BATCH = 32  # clauses read in one batch after the few-shot head
@@ -91,7 +111,7 @@ class TasteReader:
     @property
     def concepts(self) -> torch.Tensor:
         if self._concepts is None:
-            self._concepts = self.encoder.encode(list(C.TASTE_CONCEPTS))
+            self._concepts = self.encoder.encode([C.concept_phrase(c) for c in C.TASTE_CONCEPTS])
         return self._concepts
 
     def _head_state(self) -> tuple[list[int], list]:
@@ -148,18 +168,25 @@ class TasteReader:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        clauses = split_clauses(key)
+        skipped = [(c, why) for c in split_clauses(key) if (why := unreadable(c))]
+        clauses = [c for c in split_clauses(key) if not unreadable(c)]
         assign = torch.zeros(0, len(C.TASTE_CONCEPTS))
         pol: list[float] = []
         if clauses:
             unique = list(dict.fromkeys(clauses))  # a repeated clause is read once
-            pol_u = dict(zip(unique, self.polarity(unique)))
             sim = self.encoder.encode(unique) @ self.concepts.T  # (clauses, concepts) cosine
+            far = {c for c, s in zip(unique, sim.max(-1).values.tolist()) if s < C.MIN_CONCEPT_COSINE}
+            skipped += [(c, "not about anything I can find in a photo") for c in clauses if c in far]
+            keep = [i for i, c in enumerate(unique) if c not in far]
+            unique, sim = [unique[i] for i in keep], sim[keep]
+            clauses = [c for c in clauses if c not in far]
+            pol_u = dict(zip(unique, self.polarity(unique)))
             assign_u = torch.softmax(sim / C.CONCEPT_TEMPERATURE, dim=-1)
             row = {c: i for i, c in enumerate(unique)}
             pol = [pol_u[c] for c in clauses]
-            assign = assign_u[[row[c] for c in clauses]]
-        reading = self.recode(TasteReading(clauses, pol, [], [], assign, torch.zeros(len(C.TASTE_CONCEPTS))))
+            assign = assign_u[[row[c] for c in clauses]] if clauses else assign
+        reading = self.recode(TasteReading(clauses, pol, [], [], assign, torch.zeros(len(C.TASTE_CONCEPTS)),
+                                           skipped))  # fmt: skip
         self._cache[key] = reading
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

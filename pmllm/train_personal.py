@@ -159,23 +159,62 @@ def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return mu, vt[:k] / np.maximum(s[:k, None] / np.sqrt(len(x)), 1e-8)
 
 
-def fit_fields_ridge(fviews: np.ndarray, vn: np.ndarray, ru: np.ndarray, ri: np.ndarray, resid: np.ndarray,
-                     kv: int, alphas: list[float], fit_images: np.ndarray) -> dict:  # fmt: skip
-    """Closed-form ridge ``resid ~ f_u^T W A (v_i - mu)`` over all profile views ``fviews (U, views, n)``.
+GROUND_ALPHA = 1.0  # ridge penalty of the two grounded weights (the bilinear block takes the alpha grid)
+
+
+def ground_terms(codes: np.ndarray, z: np.ndarray, mode: str) -> np.ndarray:
+    """``(R, 2)`` grounded terms (:func:`pmllm.grounding.grounded_terms`) of raw taste codes and standardised photo
+    evidence, row by row; ``mode="subject"`` zeroes the property column, ``"none"`` both."""
+    from pmllm.grounding import concept_masks
+
+    subject, prop = (m.numpy() for m in concept_masks())
+    out = np.stack([(codes[:, subject] * z[:, subject]).sum(1), (codes[:, prop] * z[:, prop]).sum(1)], axis=1)
+    return out * np.array([mode != "none", mode == "all"], dtype=np.float64)
+
+
+def fit_fields_ridge(fviews: np.ndarray, vn: np.ndarray, ru: np.ndarray, ri: np.ndarray, resid: np.ndarray, kv: int,
+                     alphas: list[float], fit_images: np.ndarray, ground: dict | None = None) -> dict:  # fmt: skip
+    """Closed-form ridge ``resid ~ f_u^T W A (v_i - mu) [+ g_ui . w_g]`` over all profile views ``fviews (U, views,
+    n)``.
 
     ``vn``: layer-normed mean visual tokens; ``A, mu``: whitening PCA (``kv`` components) on ``fit_images``.
-    Returns ``{"mu", "A", "W": {alpha: (n, kv)}}``.
+    ``ground``: ``{"codes": (U, views, concepts) raw taste codes, "z": (images, concepts) evidence, "mode"}``: the two
+    grounded terms (:func:`ground_terms`) as two more columns, penalised by :data:`GROUND_ALPHA`.
+    Returns ``{"mu", "A", "W": {alpha: ((n, kv), (2,))}}``.
     """
     mu, a = _pca(vn[fit_images], kv)
     vr = (vn - mu) @ a.T
     n_f, k = fviews.shape[-1], vr.shape[1]
-    xtx, xty = np.zeros((n_f * k, n_f * k)), np.zeros(n_f * k)
+    n_x = n_f * k + 2
+    xtx, xty = np.zeros((n_x, n_x)), np.zeros(n_x)
     for view in range(fviews.shape[1]):
         x = (fviews[ru, view][:, :, None] * vr[ri][:, None, :]).reshape(len(ru), -1)
+        g = (ground_terms(ground["codes"][ru, view], ground["z"][ri], ground["mode"]) if ground
+             else np.zeros((len(ru), 2)))  # fmt: skip
+        x = np.concatenate([x, g], axis=1)
         xtx += x.T @ x
         xty += x.T @ resid
-    ws = {al: np.linalg.solve(xtx + al * np.eye(len(xtx)), xty).reshape(n_f, k) for al in alphas}
+    ws = {}
+    for al in alphas:
+        pen = np.r_[np.full(n_f * k, al), np.full(2, GROUND_ALPHA)]
+        sol = np.linalg.solve(xtx + np.diag(pen), xty)
+        ws[al] = (sol[:-2].reshape(n_f, k), sol[-2:])
     return {"mu": mu, "A": a, "W": ws}
+
+
+def grounded_evidence(model: PMLLM, table: RatingsTable, images: list[str], vmean: torch.Tensor,
+                      cache_dir: Path | None) -> np.ndarray:  # fmt: skip
+    """``(images, concepts)`` standardised grounded evidence of the training images (:mod:`pmllm.grounding`);
+    sets the config's grounding centre/scale from them."""
+    from piaa.photostats import photo_stats
+    from pmllm.grounding import raw_evidence, standardisation, standardise
+
+    logits = model.encoder.class_logits(vmean[:, None, :])
+    stats = photo_stats([table.image_path(i) for i in images], cache=cache_dir, progress=True)
+    raw = raw_evidence(logits, model.class_assignment, stats, len(images))
+    centre, scale = standardisation(raw)
+    model.config.grounding = {"weights": [0.0, 0.0], "centre": centre, "scale": scale}
+    return standardise(raw, centre, scale).double().numpy()
 
 
 def head_from_ridge(w: np.ndarray, a: np.ndarray, mu: np.ndarray) -> PersonalHead:
@@ -229,6 +268,11 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
     fviews = np.stack(fviews).astype(np.float64)
     n_fields = len(encode_fields(table.profile(users[0]), vocab)[0])
     vn = torch.nn.functional.layer_norm(vmean, vmean.shape[-1:]).double().numpy()
+    ground = None
+    if with_text and args.grounding != "none":
+        cache_dir = None if args.no_cache else feature_cache_dir(args.cache_dir)
+        z = grounded_evidence(model, table, table.images, vmean, cache_dir)
+        ground = {"codes": fviews[..., n_fields:], "z": z, "mode": args.grounding}
 
     def weighted(fv: np.ndarray, tw: float) -> np.ndarray:
         out = fv.copy()
@@ -246,12 +290,15 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
     for tw in args.text_weights if with_text else [1.0]:
         fw = weighted(fviews, tw)
         for kv in args.kv_grid:
-            fit = fit_fields_ridge(fw, vn, split.fu, split.fi, split.f_res, kv, args.alpha_grid, np.unique(split.fi))
+            fit = fit_fields_ridge(fw, vn, split.fu, split.fi, split.f_res, kv, args.alpha_grid, np.unique(split.fi),
+                                   ground)  # fmt: skip
             vrv = (vn - fit["mu"]) @ fit["A"].T
-            for al, w in fit["W"].items():
+            for al, (w, wg) in fit["W"].items():
                 res = {}
                 for name, fv in val_views.items():
                     d = np.einsum("nf,fk,nk->n", weighted(fv, tw)[split.vu], w, vrv[split.vi])
+                    if ground:
+                        d = d + ground_terms(fv[split.vu, n_fields:], ground["z"][split.vi], ground["mode"]) @ wg
                     res[name] = split.val_srocc(d)
                 crit = float(np.mean(list(res.values())))
                 vals = {f"val_{k}": v for k, v in res.items()}
@@ -264,12 +311,25 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
     print(f"chosen on validation training users: kv {kv}, alpha {al:g}, text weight {tw:g}; refit on all "
           f"{len(users)} users")  # fmt: skip
     au, ai, a_res = split.all_users()
-    fit = fit_fields_ridge(weighted(fviews, tw), vn, au, ai, a_res, kv, [al], np.unique(ai))
-    w = fit["W"][al]
+    fit = fit_fields_ridge(weighted(fviews, tw), vn, au, ai, a_res, kv, [al], np.unique(ai), ground)
+    w, wg = fit["W"][al]
     if with_text:  # the head sees [fields, text_weight * code]: fold the weight into the config, not into W
         model.config.text_weight = float(tw)
+    if ground:
+        model.config.grounding["weights"] = [float(v) for v in wg]
+        print(f"grounded weights (subject, property): {wg[0]:.4f}, {wg[1]:.4f}")
     head = head_from_ridge(w, fit["A"], fit["mu"])
-    return head, vocab, {"kv": kv, "alpha": al, "text_weight": tw, "log": log}
+    return head, vocab, {"kv": kv, "alpha": al, "text_weight": tw, "grounding": args.grounding if ground else "none",
+                         "log": log}  # fmt: skip
+
+
+def stage_one(base_meta: dict, base: str) -> dict:
+    """Provenance of the stage-1 weights: the base checkpoint and its command, or, where the base is itself a
+    stage-2 checkpoint (its head is replaced), the stage-1 run it recorded, plus the checkpoint the head replaced."""
+    if "personal_head" in base_meta:
+        return {"base_checkpoint": base_meta.get("base_checkpoint"), "base_command": base_meta.get("base_command"),
+                "head_replaced_in": str(base)}  # fmt: skip
+    return {"base_checkpoint": str(base), "base_command": base_meta.get("command")}
 
 
 def train_personal(args: argparse.Namespace) -> Path:
@@ -295,11 +355,12 @@ def train_personal(args: argparse.Namespace) -> Path:
         model.config.personal_rank = head.p_proj.out_features
         model.config.personal_input, model.config.personal_vocab = args.input, vocab
         model.config.meta = {
-            **base_meta, "base_checkpoint": str(args.base), "base_command": base_meta.get("command"),
+            **base_meta, **stage_one(base_meta, args.base),
             "personal_head": {"input": args.input, "trained_on": str(args.ratings), "users_from": args.users_from,
                               "fold": args.fold, "n_train_users": len(users), "views": args.views,
                               "pca_components": info["kv"], "ridge_alpha": info["alpha"],
                               "text_weight": info["text_weight"] if args.input == "fields+text" else None,
+                              "grounding": info["grounding"],
                               "selected_on": "validation split of training users", "seed": args.seed,
                               "seconds": round(time.time() - t0, 1),
                               "command": "python -m pmllm.train_personal " + " ".join(sys.argv[1:])},
@@ -343,7 +404,7 @@ def train_personal(args: argparse.Namespace) -> Path:
     model.personal = head.to(model.device)
     model.config.personal_rank = args.rank
     model.config.meta = {
-        **base_meta, "base_checkpoint": str(args.base), "base_command": base_meta.get("command"),
+        **base_meta, **stage_one(base_meta, args.base),
         "personal_head": {"trained_on": str(args.ratings), "users_from": args.users_from, "fold": args.fold,
                           "n_train_users": len(users), "rank": args.rank, "views": args.views, "lr": args.lr,
                           "weight_decay": wd, "iters": iters, "selected_on": "validation split of training users",
@@ -379,6 +440,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--text-weights", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                     help="fields+text: multipliers of the taste code tried on validation")  # fmt: skip
+    ap.add_argument("--grounding", choices=["all", "subject", "none"], default="all",
+                    help="fields+text: the taste code read off the photo through frozen knowledge (pmllm.grounding): "
+                    "subject and property concepts, subject concepts only, or none")  # fmt: skip
     ap.add_argument("--kv-grid", type=int, nargs="+", default=[16, 32, 64], help="fields: photo PCA sizes")
     ap.add_argument("--alpha-grid", type=float, nargs="+", default=[1e3, 3e3, 1e4, 3e4, 1e5], help="fields: ridge")
     ap.add_argument("--rank", type=int, default=8)

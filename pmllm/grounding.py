@@ -1,0 +1,111 @@
+"""Grounded reading: what the frozen models already know about a photo, per taste concept.
+
+The taste code (:mod:`pmllm.taste_text`) says which of ``TASTE_CONCEPTS`` the user likes (+) or dislikes (-). The
+personal head learns how a concept looks from training users' ratings, which ties it to the pictures those raters
+saw. The grounded term reads each concept off the photo through frozen knowledge instead, so it carries over to
+pictures no rater has seen:
+
+* subject concepts (``SUBJECT_CONCEPTS``: animals, food, buildings, ...): the vision encoder's ImageNet-1k class
+  probabilities ``p`` (Lite0's own classifier on the mean visual token). Each class name is assigned softly to the
+  subject concepts by the frozen sentence encoder, with the rule the reader uses for clauses, both sides phrased as
+  captions ("a photo of a tabby" / "a photo of animals"):
+  ``a[k] = softmax_c(cos(name_k, concept_c) / CONCEPT_TEMPERATURE)``; evidence ``log(sum_k p_k a[k, c])``.
+* property concepts (``CONCEPT_ATTRIBUTES``: bright, dark, contrast, colour, sharpness, grain, exposure): the measured
+  photo statistics (:mod:`piaa.photostats`), signed.
+* other concepts (sunsets, symmetry, vintage look, ...): no evidence (0).
+
+Evidence is standardised with a centre/scale per concept measured on the training images (stored in the checkpoint
+config) and clipped to ``+-GROUNDING_CLIP``. The shift on the normalised score is
+
+    shift = w_subject * sum_{c subject} code_c z_c + w_property * sum_{c property} code_c z_c
+
+with the two weights fitted in closed form beside the personal head (``pmllm.train_personal``). The direction of
+every concept comes from frozen knowledge; only the two magnitudes are learned. An empty text (code 0) gives
+exactly no shift. An encoder without an ImageNet head has no subject evidence; a photo without statistics (only
+its visual tokens given) no property evidence. Library module, no entry point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from pmllm import constants as C
+
+EPS = 1e-6  # floor of the subject evidence before the log
+
+
+def concept_masks() -> tuple[torch.Tensor, torch.Tensor]:
+    """Boolean masks over ``TASTE_CONCEPTS``: (subject concepts, property concepts)."""
+    subject = torch.tensor([c in C.SUBJECT_CONCEPTS for c in C.TASTE_CONCEPTS])
+    prop = torch.tensor([c in C.CONCEPT_ATTRIBUTES for c in C.TASTE_CONCEPTS])
+    return subject, prop
+
+
+def class_assignment(text_encoder, class_names: Sequence[str]) -> torch.Tensor:
+    """``(classes, len(TASTE_CONCEPTS))``: each class name's soft assignment to the subject concepts (rows sum to
+    1 over the subject columns; the other columns are 0)."""
+    subject, _ = concept_masks()
+    names = [C.GROUNDING_CONCEPT_TEMPLATE.format(c) for c, s in zip(C.TASTE_CONCEPTS, subject.tolist()) if s]
+    classes = [C.GROUNDING_CLASS_TEMPLATE.format(k) for k in class_names]
+    sim = text_encoder.encode(classes) @ text_encoder.encode(names).T
+    out = torch.zeros(len(class_names), len(C.TASTE_CONCEPTS))
+    out[:, subject] = torch.softmax(sim.float() / C.CONCEPT_TEMPERATURE, dim=-1)
+    return out
+
+
+def raw_evidence(class_logits: torch.Tensor | None, assign: torch.Tensor | None,
+                 stats: np.ndarray | None, n: int) -> torch.Tensor:  # fmt: skip
+    """Unstandardised evidence ``(n, len(TASTE_CONCEPTS))``; NaN where a photo has no evidence of that kind.
+
+    ``class_logits (n, classes)`` with ``assign`` from :func:`class_assignment` give the subject columns;
+    ``stats (n, len(ATTRIBUTES))`` (:func:`piaa.photostats.photo_stats` order; NaN rows for unreadable files) the
+    property columns.
+    """
+    from piaa.photostats import ATTRIBUTES
+
+    subject, prop = concept_masks()
+    out = torch.full((n, len(C.TASTE_CONCEPTS)), float("nan"))
+    out[:, ~(subject | prop)] = 0.0
+    if class_logits is not None and assign is not None:
+        p = torch.softmax(class_logits.float().cpu(), dim=-1)
+        out[:, subject] = torch.log((p @ assign)[:, subject] + EPS)
+    if stats is not None:
+        st = torch.as_tensor(np.asarray(stats, dtype=np.float64), dtype=torch.float32).reshape(n, len(ATTRIBUTES))
+        for j, concept in enumerate(C.TASTE_CONCEPTS):
+            if concept in C.CONCEPT_ATTRIBUTES:
+                attr, sign = C.CONCEPT_ATTRIBUTES[concept]
+                out[:, j] = sign * st[:, ATTRIBUTES.index(attr)]
+    return out
+
+
+def standardisation(raw: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-concept (centre, scale) of training images' raw evidence: mean and sd over the finite values (0 and 1
+    for a concept without evidence)."""
+    centre, scale = [], []
+    for col in raw.T:
+        v = col[torch.isfinite(col)].double()
+        sd = float(v.std()) if len(v) > 1 else 0.0
+        centre.append(float(v.mean()) if len(v) else 0.0)
+        scale.append(sd if sd > 1e-8 else 1.0)
+    return centre, scale
+
+
+def standardise(raw: torch.Tensor, centre: Sequence[float], scale: Sequence[float]) -> torch.Tensor:
+    """``(raw - centre) / scale`` clipped to ``+-GROUNDING_CLIP``; missing evidence (NaN) -> 0."""
+    z = (raw - torch.tensor(centre, dtype=torch.float32)) / torch.tensor(scale, dtype=torch.float32)
+    return torch.nan_to_num(z, nan=0.0).clamp(-C.GROUNDING_CLIP, C.GROUNDING_CLIP)
+
+
+def grounded_terms(code: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``(N, 2)``: per photo, the subject and property sums ``sum_c code_c z_c`` (``code (1, n)`` or ``(n,)``)."""
+    subject, prop = concept_masks()
+    c = code.reshape(-1).to(z.dtype)
+    return torch.stack([z[:, subject] @ c[subject], z[:, prop] @ c[prop]], dim=1)
+
+
+def grounded_shift(code: torch.Tensor, z: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
+    """The grounded shift ``(N,)`` of the normalised score: :func:`grounded_terms` times the two weights."""
+    return grounded_terms(code, z) @ torch.tensor(list(weights), dtype=z.dtype)

@@ -1,0 +1,136 @@
+"""pmllm's grounded reading (pmllm.grounding): concept evidence from frozen knowledge, its standardisation, the
+shift it adds, the head fitting its two weights, and what a user sees on the bundled real photos."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from piaa.photostats import ATTRIBUTES
+from piaa.schema import Profile
+from pmllm import constants as C
+from pmllm.grounding import (
+    class_assignment,
+    concept_masks,
+    grounded_shift,
+    grounded_terms,
+    raw_evidence,
+    standardisation,
+    standardise,
+)
+
+
+def code_of(**weights: float) -> torch.Tensor:
+    code = torch.zeros(len(C.TASTE_CONCEPTS))
+    for concept, w in weights.items():
+        code[C.TASTE_CONCEPTS.index(concept.replace("_", " "))] = w
+    return code
+
+
+def test_concept_tables_name_known_concepts_and_attributes():
+    subject, prop = concept_masks()
+    assert not bool((subject & prop).any()) and int(subject.sum()) == len(C.SUBJECT_CONCEPTS)
+    assert all(a in ATTRIBUTES and s in (-1.0, 1.0) for a, s in C.CONCEPT_ATTRIBUTES.values())
+    assert all(c in C.TASTE_CONCEPTS for c in C.SUBJECT_CONCEPTS + tuple(C.CONCEPT_ATTRIBUTES))
+    # every phrase the reader matches names photos once, so "photos" in a clause favours no concept
+    assert all(C.concept_phrase(c).count("photo") == 1 for c in C.TASTE_CONCEPTS)
+
+
+def test_class_assignment_maps_class_names_to_subjects(embedded_text):
+    from piaa.data import imagenet_classes
+
+    names = imagenet_classes()
+    a = class_assignment(embedded_text, names)
+    subject, _ = concept_masks()
+    assert a.shape == (1000, len(C.TASTE_CONCEPTS)) and torch.allclose(a[:, subject].sum(1), torch.ones(1000))
+    assert float(a[:, ~subject].abs().max()) == 0.0
+    top = {names[k]: C.TASTE_CONCEPTS[int(a[k].argmax())] for k in (285, 963, 497, 817, 985)}
+    assert top == {"Egyptian cat": "animals", "pizza": "food", "church": "buildings and architecture",
+                   "sports car": "cars and vehicles", "daisy": "flowers and plants"}  # fmt: skip
+
+
+def test_evidence_standardisation_missing_values_and_clipping():
+    n = 5
+    stats = np.tile(np.arange(n, dtype=np.float64)[:, None], (1, len(ATTRIBUTES)))
+    stats[2] = np.nan  # an unreadable file
+    raw = raw_evidence(None, None, stats, n)
+    subject, prop = concept_masks()
+    assert torch.isnan(raw[:, subject]).all() and torch.isnan(raw[2, prop]).all()
+    j = C.TASTE_CONCEPTS.index("dark photos")
+    assert raw[4, j] == -4.0 and raw[4, C.TASTE_CONCEPTS.index("bright photos")] == 4.0
+    centre, scale = standardisation(raw)
+    z = standardise(raw, centre, scale)
+    assert torch.isfinite(z).all() and float(z[2].abs().max()) == 0.0 and float(z[:, subject].abs().max()) == 0.0
+    far = standardise(raw * 1e6, centre, scale)
+    assert float(far.abs().max()) == C.GROUNDING_CLIP
+
+
+def test_grounded_shift_follows_the_code_and_is_zero_without_text():
+    z = torch.zeros(3, len(C.TASTE_CONCEPTS))
+    z[:, C.TASTE_CONCEPTS.index("bright photos")] = torch.tensor([-1.0, 0.0, 2.0])
+    z[:, C.TASTE_CONCEPTS.index("animals")] = torch.tensor([3.0, 0.0, 0.0])
+    likes_bright = grounded_shift(code_of(bright_photos=0.9), z, [0.5, 0.1])
+    assert torch.allclose(likes_bright, torch.tensor([-0.09, 0.0, 0.18]))
+    assert torch.equal(grounded_shift(code_of(), z, [0.5, 0.1]), torch.zeros(3))
+    terms = grounded_terms(code_of(animals=-1.0, bright_photos=1.0), z)
+    assert torch.allclose(terms, torch.tensor([[-3.0, -1.0], [0.0, 0.0], [0.0, 2.0]]))
+
+
+def test_lite0_class_logits_from_tokens_equal_its_classifier(embedded_vision):
+    from piaa.photos import bundled_photos
+
+    x = embedded_vision.preprocess([p.image for p in bundled_photos()[:3]])
+    with torch.no_grad():
+        want = embedded_vision.classify(x)
+        got = embedded_vision.class_logits(embedded_vision.encode(x).tokens)
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_train_personal_fits_grounded_weights(tiny_dirs, tiny_table, tmp_path):
+    """The tiny table's users like or dislike bright photos and say so; the property weight must come out > 0, an
+    empty profile must score as the base model does, and the cached and naive paths must agree with text."""
+    from piaa.schema import RatingsTable
+    from pmllm.model import PMLLM
+    from tests.test_pmllm_personal import fit_personal_head
+
+    fit_personal_head(tiny_dirs, tiny_table, tmp_path, "--input", "fields+text", "--views", "1", "--kv-grid", "2",
+                      "--alpha-grid", "1", "--text-weights", "1")  # fmt: skip
+    cfg = json.loads((tmp_path / "out" / "pmllm_config.json").read_text())
+    g = cfg["grounding"]
+    assert len(g["centre"]) == len(g["scale"]) == len(C.TASTE_CONCEPTS) and g["weights"][1] > 0
+    assert cfg["meta"]["personal_head"]["grounding"] == "all"
+    model, plain = PMLLM.from_pretrained(tmp_path / "out"), PMLLM.from_pretrained(tmp_path / "base")
+    imgs = [RatingsTable.load(tiny_table / "ratings").image_path(f"img{i:02d}.jpg") for i in range(12)]
+    assert np.array_equal(model.score(imgs, profile=Profile()).scores, plain.score(imgs, profile=Profile()).scores)
+    text = Profile(text="I love bright photos")
+    assert np.abs(model.score(imgs, profile=text, cached=False).scores - model.score(imgs, profile=text).scores
+                  ).max() < 1e-4  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    from pmllm.model import PMLLM
+
+    return PMLLM.from_pretrained()
+
+
+def test_default_checkpoint_steers_the_bundled_photos_as_a_user_reads_it(default_model):
+    """On the 13 photos bundled with scikit-image/-learn/matplotlib: saying you love (vs can't stand) animals moves
+    the cat photo up more than the other photos; saying you like bright (vs dark) photos follows brightness."""
+    from piaa.photos import bundled_photos
+    from piaa.photostats import attributes
+    from piaa.stats import srocc
+
+    photos = bundled_photos()
+    images = [p.image for p in photos]
+
+    def shift(like: str, dislike: str) -> np.ndarray:
+        up = default_model.score(images, profile=Profile(text=like)).scores
+        return up - default_model.score(images, profile=Profile(text=dislike)).scores
+
+    animals = shift("I love photos of animals", "I can't stand photos of animals")
+    cat = [p.name for p in photos].index("chelsea")
+    assert animals[cat] > np.median(animals) and animals[cat] == animals.max()
+    light = shift("I like bright, airy photos", "I prefer dark, moody pictures")
+    assert srocc(light, [attributes(im)["brightness"] for im in images]) > 0.5
