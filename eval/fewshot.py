@@ -21,7 +21,9 @@ truth). The final weights stack the parts (Breiman's stacked regression): non-ne
 ratings' normal scores on the parts' held-back normal scores, pulled towards the agreement weights by ``lam``
 pseudo-ratings, so with few ratings the agreement weights rule and with many the fit accounts for parts that say
 the same thing. The combined score is the weighted mean of the parts' normal scores (ranks -> standard-normal
-quantiles). A part whose ranking contradicts the ratings gets weight 0; with no ratings the profile ranks alone.
+quantiles). A part whose ranking contradicts the ratings gets weight 0: its shrunk agreement is <= 0, or its own
+held-back Spearman lies below ``-CONTRADICTION_Z / sqrt(k - 1)`` (the ratings reverse it beyond chance, whatever
+the prior says). With no ratings the profile ranks alone.
 Nothing here ever sees query ratings: every weight, penalty and feature set comes from the support set. The
 constants were chosen on a different simulated world (seed 1), never on the users results are reported for
 (``taskvec/MODEL_CARD.md``, "Few-shot model of parts"). Library module, no entry point.
@@ -48,6 +50,7 @@ PRIOR_RATINGS = 20.0
 STACK_RIDGE = 10.0  # pseudo-ratings pulling the stacked weights towards the agreement weights
 CV_FOLDS = 5  # out-of-fold folds of the taskvec part (leave-one-out below that many ratings)
 MIN_CV = 4  # fewer ratings than this: the prior agreement alone
+CONTRADICTION_Z = 1.96  # a part whose held-back Spearman is below -z / sqrt(k - 1) (reversed beyond chance) gets 0
 RESIDUAL_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 17))  # 1e6: the population score (+ a shift) alone
 MIN_RATINGS_MIN_RULE = 20  # below this many ratings the residual penalty follows the one-standard-error rule
 FEATURE_SETS = ("cnn", "stats", "cnn+stats")
@@ -81,13 +84,17 @@ def part_weights(
     y = np.asarray(ratings, dtype=np.float64)
     k = len(y) if np.ptp(y) > 0 else 0  # all-equal ratings say nothing about order
     start, agreement = {}, {}
+    contradicted = set()
     for name, pred in held_back.items():
         seen = k if pred is not None else 0
         rho = srocc(pred, y) if seen else 0.0
         r = (seen * rho + m * prior.get(name, 0.0)) / (seen + m) if seen + m > 0 else 0.0
+        if seen >= MIN_CV and rho < -CONTRADICTION_Z / np.sqrt(seen - 1):  # the ratings reverse it beyond chance
+            contradicted.add(name)
+            r = 0.0
         agreement[name] = float(rho) if seen else float("nan")
         start[name] = float(max(r, 0.0) / (1.0 - min(r, 0.95) ** 2))
-    checked = [n for n, p in held_back.items() if p is not None]
+    checked = [n for n, p in held_back.items() if p is not None and n not in contradicted]
     weights = dict(start)
     if k >= MIN_CV and checked and sum(start[n] for n in checked) > 0:
         # stacking: non-negative least squares of the ratings' normal scores on the checked parts' held-back normal
@@ -103,8 +110,9 @@ def part_weights(
         scale = float(beta.sum() / b0.sum()) if b0.sum() > 0 else 0.0
         weights = {n: start[n] * scale for n in held_back}  # unchecked parts: their agreement weight, same units
         weights.update({n: float(b) for n, b in zip(checked, beta)})
-    if weights and sum(weights.values()) == 0:  # nothing agrees: the profile alone (or the first part)
-        weights["profile" if "profile" in weights else next(iter(weights))] = 1.0
+    if weights and sum(weights.values()) == 0:  # nothing agrees: the profile alone (or the first part not reversed)
+        fallback = [n for n in ("profile", *weights) if n in weights and n not in contradicted] or list(weights)
+        weights[fallback[0]] = 1.0
     return weights, agreement
 
 

@@ -33,6 +33,19 @@ def test_a_part_that_contradicts_the_ratings_loses_its_weight():
     assert w2["profile"] > w2["taskvec"]  # one that agrees keeps it
 
 
+def test_eight_ratings_that_reverse_the_profile_outweigh_its_prior():
+    """4 photos rated 1 and 4 rated 5, in the reverse of the profile's order: its prior (worth 20 ratings) would
+    keep it a positive shrunk agreement, but the reversal is beyond chance, so it gets no weight; a mildly negative
+    agreement on as many ratings is within chance and keeps the prior's weight."""
+    y = np.array([5.0, 5.0, 5.0, 5.0, 1.0, 1.0, 1.0, 1.0])
+    zero = np.arange(8.0)  # the profile ranks the photos rated 1 highest
+    w, agree = part_weights({"profile": zero, "residual": -zero + 0.5 * np.sin(zero)}, y)
+    assert agree["profile"] < -1.96 / np.sqrt(7) and w["profile"] == 0.0 and w["residual"] > 0
+    mild = -np.array([2.0, 6.0, 1.0, 7.0, 3.0, 0.0, 5.0, 4.0])  # Spearman about -0.2 with y
+    w2, agree2 = part_weights({"profile": mild, "residual": -zero + 0.5 * np.sin(zero)}, y)
+    assert -0.5 < agree2["profile"] < 0 and w2["profile"] > 0
+
+
 def test_few_ratings_lean_on_the_prior_and_equal_ratings_say_nothing():
     y = np.array([1.0, 5.0])
     w, agree = part_weights({"profile": np.array([5.0, 1.0]), "taskvec": None}, y)
