@@ -15,7 +15,8 @@ the answer position's level-word logits go through :func:`pmllm.readout.readout`
 naive path (prefix + suffix for every photo, no cache) and gives the same scores (tested to 1e-4).
 
 Checkpoints hold only the trainable parts (projector, profile projector, fusion modules, LoRA adapters if any):
-``pmllm_config.json`` + ``fusion_model.safetensors``. Library module, no entry point (see ``pmllm.train``).
+``pmllm_config.json`` + ``fusion_model.safetensors`` (+ ``grounding.safetensors``: the class-to-concept assignment of
+a grounded checkpoint). Library module, no entry point (see ``pmllm.train``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pmllm.readout import level_logits, readout
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 CONFIG_NAME = "pmllm_config.json"
 WEIGHTS_NAME = "fusion_model.safetensors"
+GROUNDING_NAME = "grounding.safetensors"  # the class -> concept assignment a grounded checkpoint was fitted with
 TRAINABLE_PREFIXES = ("projector.", "profile_proj.", "fusions.", "personal.")
 PERSONAL_INPUTS = ("pooled", "fields", "fields+text")
 
@@ -401,7 +403,7 @@ class PMLLM(nn.Module):
     @property
     def class_assignment(self) -> torch.Tensor:
         """ImageNet class names' soft assignment to the subject concepts (:func:`pmllm.grounding.class_assignment`,
-        the reader's sentence encoder), computed once."""
+        the reader's sentence encoder): loaded with the checkpoint (``grounding.safetensors``), else computed once."""
         if self.__dict__.get("_class_assign") is None:
             from piaa.data import imagenet_classes
             from pmllm.grounding import class_assignment
@@ -531,6 +533,8 @@ class PMLLM(nn.Module):
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
         save_file(tensors, str(path / WEIGHTS_NAME), metadata={"format": "pt"})
         (path / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        if self.config.grounding:  # saved, so that scoring never re-encodes the 1000 class names
+            save_file({"class_assignment": self.class_assignment.contiguous()}, str(path / GROUNDING_NAME))
         return path
 
     @classmethod
@@ -561,4 +565,10 @@ class PMLLM(nn.Module):
                     raise ValueError(f"{path / WEIGHTS_NAME}: {k} has shape {tuple(state[k].shape)}, "
                                      f"expected {tuple(p.shape)}")  # fmt: skip
                 p.copy_(state[k].to(p.dtype))
+        if config.grounding and (path / GROUNDING_NAME).is_file():
+            assign = load_file(str(path / GROUNDING_NAME)).get("class_assignment")
+            if assign is None or assign.ndim != 2 or assign.shape[1] != len(TASTE_CONCEPTS):
+                raise ValueError(f"{path / GROUNDING_NAME}: needs a class_assignment of shape (classes, "
+                                 f"{len(TASTE_CONCEPTS)})")  # fmt: skip
+            model.__dict__["_class_assign"] = assign.float()
         return model

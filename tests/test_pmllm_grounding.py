@@ -100,6 +100,7 @@ def test_train_personal_fits_grounded_weights(tiny_dirs, tiny_table, tmp_path):
     g = cfg["grounding"]
     assert len(g["centre"]) == len(g["scale"]) == len(C.TASTE_CONCEPTS) and g["weights"][1] > 0
     assert cfg["meta"]["personal_head"]["grounding"] == "all"
+    assert (tmp_path / "out" / "grounding.safetensors").is_file()
     model, plain = PMLLM.from_pretrained(tmp_path / "out"), PMLLM.from_pretrained(tmp_path / "base")
     imgs = [RatingsTable.load(tiny_table / "ratings").image_path(f"img{i:02d}.jpg") for i in range(12)]
     assert np.array_equal(model.score(imgs, profile=Profile()).scores, plain.score(imgs, profile=Profile()).scores)
@@ -113,6 +114,15 @@ def default_model():
     from pmllm.model import PMLLM
 
     return PMLLM.from_pretrained()
+
+
+def test_default_checkpoint_carries_the_class_assignment_it_was_fitted_with(default_model, embedded_text):
+    """Scoring never re-encodes the 1000 class names: the checkpoint holds the assignment, equal to a fresh one."""
+    from piaa.data import imagenet_classes
+
+    stored = default_model.__dict__.get("_class_assign")
+    assert stored is not None and stored.shape == (1000, len(C.TASTE_CONCEPTS))
+    assert torch.allclose(stored, class_assignment(embedded_text, imagenet_classes()), atol=1e-5)
 
 
 def test_default_checkpoint_steers_the_bundled_photos_as_a_user_reads_it(default_model):
