@@ -14,7 +14,7 @@ use the same formulas as the photo statistics, so the "without" rows are the fai
 Pictures: the real photo pool (``make photos``), all of it; or ``--photos DIR`` (pictures the project has never
 seen; the content taste needs a ``content`` label and is skipped there). Run::
 
-    python -m eval.follow --out results/follow            # ~5 min on 2 cores; table, JSON and a plot
+    python -m eval.follow --out results/follow [--readme README.md]   # ~5 min on 2 cores; table, JSON and a plot
 """
 
 from __future__ import annotations
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=10, help="random draws of the rated pictures per taste and k")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/follow")
+    ap.add_argument("--readme", help="also replace the README's <!-- follow:start --> ... <!-- follow:end --> block")
     args = ap.parse_args(argv)
     from piaa.photos import PoolError
 
@@ -183,6 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rows, source)
     (out / "follow.md").write_text(text + "\n")
     print(text)
+    if args.readme:
+        from piaa.readme import ReadmeError, replace_block
+
+        try:
+            replace_block(args.readme, "follow", text)
+        except ReadmeError as err:
+            print(f"eval.follow: {err}", file=sys.stderr)
+            return 2
     print(f"wrote {out / 'follow.json'}, {out / 'follow.md'}, {plot(rows, out)}")
     return 0
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from eval.metrics import UserScore, paired_differences
 from eval.report import fmt_ci, fmt_num, method_shots_table
+from piaa.readme import markers
 
 MAIN = ["random", "population-mean", "support-residual", "oracle", "pmllm", "pmllm-structured", "pmllm-text",
         "pmllm-empty", "taskvec", "residual", "residual-no-photostats", "ensemble",
@@ -42,7 +43,6 @@ CLAIMS = [  # (method, reference, shots): the comparisons the README states
     ("pmllm", "population-mean", 0), ("pmllm-text", "pmllm-empty", 0), ("pmllm-empty", "population-mean", 0),
     ("support-residual", "population-mean", 100), ("taskvec", "taskvec-yun2024", 100),
 ]  # fmt: skip
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def run_args(args: argparse.Namespace) -> dict[str, list[str]]:
@@ -103,13 +103,16 @@ def render(main: dict, ref: dict, commands: dict[str, str], seconds: dict[str, f
     return "\n".join(lines)
 
 
+START, END = markers("results")
+
+
 def write_readme(readme: Path, block: str) -> None:
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme}: no {START} ... {END} block to replace")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+    from piaa.readme import ReadmeError, replace_block
+
+    try:
+        replace_block(readme, "results", block)
+    except ReadmeError as err:
+        raise SystemExit(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -238,6 +238,23 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def readme_block(result: dict) -> str:
+    """The README's steerability block (``--readme``): one row per probe and the reader's accuracy."""
+    lines = [f"Real pictures ({result.get('photos', 'no photos')}), checkpoint `{result['checkpoint']}`; made by "
+             "`python -m pmllm.steer --out pmllm/results/steer.json --readme README.md`.", "",
+             "| probe | kind | metric | value | target | empty profile |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in result.get("probes", []):
+        value = "n/a" if r["value"] is None else f"{r['value']:.3f}"
+        base = "" if r.get("baseline") is None else f"{r['baseline']:.3f}"
+        lines.append(f"| {r['probe']} | {r['kind']} | {r['metric']} | {value} | ≥ {r['target']:.2f} | {base} |")
+    if "clauses" in result:
+        acc = result["clauses"]["all"]
+        pol, grp, both = (100 * acc[k] for k in ("polarity_ok", "concept_group", "both"))
+        lines.append(f"| clause reader ({acc['n']} clauses; polarity {pol:.1f} %, concept group {grp:.1f} %) | both | "
+                     f"accuracy | {both:.1f} % | ≥ 90 % | |")  # fmt: skip
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------ clauses
 def judge_clause(row: dict, weight: float | None, concept: str | None) -> dict:
     """Whether one reading (``weight``/``concept`` of the clause; ``None`` = nothing read) is right."""
@@ -356,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--clauses", action="store_true", help="only the clause set (reader accuracy), no photos")
     ap.add_argument("--no-clauses", action="store_true", help="only the photo probes, not the clause set")
+    ap.add_argument("--readme", help="also replace the README's <!-- steer:start --> ... <!-- steer:end --> block")
     ap.add_argument("--probes", default=str(PROBES_FILE), help=argparse.SUPPRESS)
     ap.add_argument("--clause-file", default=str(CLAUSES_FILE), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -368,6 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")
+    if args.readme:
+        from piaa.readme import ReadmeError, replace_block
+
+        try:
+            replace_block(args.readme, "steer", readme_block(result))
+        except ReadmeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"rewrote the steer block of {args.readme}")
     return 0
 
 

@@ -23,5 +23,18 @@ def test_renders_from_runs_and_rewrites_only_its_block(tmp_path):
     block = text.split(START)[1].split(END)[0]
     assert "| oracle |" in block and "| pmllm | — | — |" in block  # not run here: shown as missing, not invented
     readme.write_text("no markers\n")
-    with pytest.raises(SystemExit, match="no <!-- results:start -->"):
+    with pytest.raises(SystemExit, match="needs exactly one <!-- results:start -->"):
         main(["--out", str(out), "--readme", str(readme), "--no-run"])
+
+
+def test_replace_block_rewrites_only_the_named_block(tmp_path):
+    from piaa.readme import ReadmeError, replace_block
+
+    readme = tmp_path / "README.md"
+    follow = "<!-- follow:start -->\nkeep\n<!-- follow:end -->\n"
+    readme.write_text(f"a\n<!-- steer:start -->\nold\n<!-- steer:end -->\nb\n{follow}")
+    replace_block(readme, "steer", "| new |\n")
+    assert readme.read_text() == f"a\n<!-- steer:start -->\n| new |\n<!-- steer:end -->\nb\n{follow}"
+    readme.write_text("<!-- steer:start -->x<!-- steer:end --><!-- steer:start -->y<!-- steer:end -->")
+    with pytest.raises(ReadmeError, match="exactly one <!-- steer:start -->"):
+        replace_block(readme, "steer", "z")

@@ -158,3 +158,17 @@ def test_missing_pool_says_make_photos_and_exits_2(monkeypatch, tmp_path, capsys
     assert "make photos" in err and "--photos bundled" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.json").exists()
+
+
+def test_readme_block_lists_every_probe_and_the_reader():
+    from pmllm.steer import readme_block
+
+    result = {"checkpoint": "default", "photos": "photo pool",
+              "probes": [{"probe": "animal", "kind": "content", "metric": "AUC", "value": 0.9, "target": 0.85,
+                          "baseline": 0.8},
+                         {"probe": "food", "kind": "content", "metric": "AUC", "value": None, "target": 0.85,
+                          "baseline": None}],
+              "clauses": {"all": {"n": 10, "polarity_ok": 0.9, "concept_group": 0.8, "both": 0.7}}}  # fmt: skip
+    block = readme_block(result)
+    assert "| animal | content | AUC | 0.900 | ≥ 0.85 | 0.800 |" in block and "| food | content | AUC | n/a |" in block
+    assert "| clause reader (10 clauses; polarity 90.0 %, concept group 80.0 %) | both | accuracy | 70.0 % |" in block
