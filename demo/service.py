@@ -155,10 +155,7 @@ class DemoService:
     def read_taste(self, profile: Profile) -> list[str]:
         """What the zero-shot model read from the free text, one line per clause (empty if it reads no text)."""
         with self._pmllm_lock:
-            model = self.pmllm()
-            if model.config.personal_input != "fields+text" or not profile.text:
-                return []
-            return model.reader.read(model.prompt_text(profile)).summary()
+            return self.pmllm().encode_profile(profile).what_i_read()
 
     @staticmethod
     def _cached(cache: dict, paths: Sequence[str | Path], compute) -> list:

@@ -90,6 +90,26 @@ class PrefixState:
 
 
 @dataclass
+class ProfileCode:
+    """One profile, cleaned, rendered and read once (:meth:`PMLLM.encode_profile`): the prompt the LLM reads, the
+    free text as the prompt shows it, what the reader made of it, and the personal head's input vector."""
+
+    prompt: PromptIds
+    text: str  # the free text as the prompt shows it (sanitised, cut to MAX_TEXT_CHARS); "" without text
+    reading: Any  # pmllm.taste_text.TasteReading, or None where the checkpoint does not read free text / no text
+    vector: torch.Tensor | None  # (1, n) head input of a "fields"/"fields+text" checkpoint; None for "pooled"
+
+    @property
+    def taste(self) -> torch.Tensor | None:
+        """``(1, len(TASTE_CONCEPTS))`` taste code of the free text, or None where nothing was read."""
+        return None if self.reading is None else self.reading.code[None]
+
+    def what_i_read(self) -> list[str]:
+        """What the model used from the free text (and what it could not use), one line per clause."""
+        return [] if self.reading is None else self.reading.summary()
+
+
+@dataclass
 class ScoreOutput:
     scores: np.ndarray  # (N,) on the requested scale
     probs: np.ndarray  # (N, K) level-word probabilities
@@ -372,24 +392,23 @@ class PMLLM(nn.Module):
         logits = level_logits(self.llm, out.last_hidden_state[:, -1], self.level_ids)
         return (logits, ctx.pooled) if with_pooled else logits
 
-    def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor, profile: Profile | None = None,
+    def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor, profile: Profile | ProfileCode | None = None,
                        stats: np.ndarray | None = None) -> torch.Tensor:  # fmt: skip
         """The personal shift ``(N,)`` of the normalised expected level: the bilinear head's, plus the grounded
         term of the free text where the config has one (``stats``: the photos' :func:`piaa.photostats.photo_stats`
-        rows, for the property concepts). Zeros without a head."""
+        rows, for the property concepts). Zeros without a head. ``profile``: a :class:`ProfileCode` (or a profile,
+        encoded here)."""
         if self.personal is None:
             return torch.zeros(tokens.shape[0], device=self.device)
-        profile = profile or Profile()
-        if self.config.personal_input != "pooled":
-            pooled = self.profile_code(profile)
-        delta = self.personal(pooled.to(self.device), tokens.to(self.device).float().mean(1))
-        if self.config.grounding and profile.text:
+        code = profile if isinstance(profile, ProfileCode) else self.encode_profile(profile or Profile())
+        delta = self.personal((pooled if code.vector is None else code.vector).to(self.device),
+                              tokens.to(self.device).float().mean(1))  # fmt: skip
+        taste = code.taste
+        if self.config.grounding and taste is not None and bool(taste.any()):
             from pmllm.grounding import grounded_shift
 
-            code = self.reader.code(self.prompt_text(profile))
-            if bool(code.any()):
-                z = self.photo_evidence(tokens, stats)
-                delta = delta + grounded_shift(code, z, self.config.grounding["weights"]).to(delta)
+            z = self.photo_evidence(tokens, stats)
+            delta = delta + grounded_shift(taste, z, self.config.grounding["weights"]).to(delta)
         return delta
 
     def photo_evidence(self, tokens: torch.Tensor, stats: np.ndarray | None = None) -> torch.Tensor:
@@ -423,13 +442,23 @@ class PMLLM(nn.Module):
             self._reader = TasteReader(self.llm, self.tokenizer, encoder, centre=centre, scale=scale)
         return self._reader
 
-    def profile_code(self, profile: Profile) -> torch.Tensor:
-        """``(1, n)`` input of a "fields"/"fields+text" personal head: encoded fields [+ weighted taste code]."""
-        code = encode_fields(profile, self.config.personal_vocab)
-        if self.config.personal_input == "fields+text":
-            text = self.reader.code(self.prompt_text(profile)) if profile.text else torch.zeros(1, len(TASTE_CONCEPTS))
-            code = torch.cat([code, self.config.text_weight * text], dim=1)
-        return code
+    @property
+    def reads_text(self) -> bool:
+        """Whether this checkpoint reads the free text (``personal_input="fields+text"``): the one place that asks."""
+        return self.personal is not None and self.config.personal_input == "fields+text"
+
+    def encode_profile(self, profile: Profile) -> ProfileCode:
+        """The one profile encoder: the prompt, the free text as the prompt shows it, the reader's reading of it,
+        and the personal head's input (encoded fields [+ text weight x taste code]; None for a "pooled" head)."""
+        text = self.prompt_text(profile) if profile.text else ""
+        reading = self.reader.read(text) if self.reads_text and text else None
+        vector = None
+        if self.personal is not None and self.config.personal_input != "pooled":
+            vector = encode_fields(profile, self.config.personal_vocab)
+            if self.reads_text:
+                taste = reading.code[None] if reading is not None else torch.zeros(1, len(TASTE_CONCEPTS))
+                vector = torch.cat([vector, self.config.text_weight * taste], dim=1)
+        return ProfileCode(self.prompt(profile), text, reading, vector)
 
     def prompt_text(self, profile: Profile) -> str:
         """The free text exactly as the prompt shows it (sanitised, cut to ``MAX_TEXT_CHARS``)."""
@@ -478,7 +507,8 @@ class PMLLM(nn.Module):
         """Scores for precomputed frozen visual tokens ``(N, M, d_visual)``; ``stats``: the same photos'
         :func:`piaa.photostats.photo_stats` rows (the property concepts' grounded evidence; without them those
         concepts have none)."""
-        prompt = self.prompt(profile)
+        code = self.encode_profile(profile)
+        prompt = code.prompt
         state = self.prefix_state(prompt) if cached else None
         logits, deltas = [], []
         for i in range(0, tokens.shape[0], batch_size):
@@ -490,7 +520,7 @@ class PMLLM(nn.Module):
                 lg, pooled = self.level_logits_naive(prompt, t, with_pooled=True)
                 logits.append(lg)
             st = None if stats is None else stats[i : i + batch_size]
-            deltas.append(self.personal_delta(pooled, t, profile, st))
+            deltas.append(self.personal_delta(pooled, t, code, st))
         if not logits:
             return ScoreOutput(np.empty(0), np.empty((0, len(self.level_ids))))
         scores, probs = readout(torch.cat(logits), scale, shift=torch.cat(deltas))  # shift: exact 0 when untrained
@@ -516,7 +546,7 @@ class PMLLM(nn.Module):
         tokens = self.visual_tokens(images, batch_size, errors=errors)
         good = [i for i in range(len(images)) if not errors or i not in errors]
         stats = None
-        if self.config.grounding and profile.text:  # the property concepts' evidence: measured on the pixels
+        if self.config.grounding and self.reads_text and profile.text:  # the property concepts' evidence: pixels
             from piaa.photostats import photo_stats
 
             stats = photo_stats([images[i] for i in good], errors={})

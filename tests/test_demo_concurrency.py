@@ -183,9 +183,9 @@ def test_the_warm_up_lets_a_waiting_ranking_go_before_loading_personalization(mo
     warm_scored, user_scored, loaded = threading.Event(), threading.Event(), threading.Event()
     events = {"sample.jpg": warm_scored, "user.jpg": user_scored}
 
-    class Scorer:  # the zero-shot model: each photo takes until its event is set
-        class config:
-            personal_input = "pooled"
+    class Scorer:  # the zero-shot model: each photo takes until its event is set; it reads no free text
+        def encode_profile(self, profile):
+            return type("Code", (), {"what_i_read": staticmethod(lambda: [])})()
 
         def score(self, paths, profile=None, scale=None, on_error="skip"):
             for p in paths:
