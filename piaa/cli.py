@@ -94,6 +94,9 @@ def score_rows(images: list[str], args: argparse.Namespace) -> list[dict]:
         from pmllm.model import PMLLM
 
         model, who = PMLLM.from_pretrained(args.pmllm), {"profile": profile}
+        if profile is not None and profile.text:  # say what the model took from the words (and what it could not)
+            for line in model.encode_profile(profile).what_i_read():
+                print(f"read: {line}", file=sys.stderr)
     # the ensemble ranks within the scored set (its blend is rank-based), so a user's photos are scored in one call
     step = len(images) if args.user else CHUNK
     rows, chunks = [], range(0, len(images), max(1, step))

@@ -50,6 +50,7 @@ def test_score_folder_with_bad_files(folder, capsys):
     assert "megapixels" in failed["bomb.png"] and "README" not in out.read_text()
     err = capsys.readouterr().err
     assert "4 failed" in err and "Traceback" not in err and "zero.jpg" in err
+    assert "read: likes 'landscapes'" in err  # what the model took from the words
 
 
 def test_personalize_then_score_with_the_user(folder, tmp_path, capsys):
