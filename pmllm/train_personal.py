@@ -269,6 +269,7 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
     n_fields = len(encode_fields(table.profile(users[0]), vocab)[0])
     vn = torch.nn.functional.layer_norm(vmean, vmean.shape[-1:]).double().numpy()
     ground = None
+    model.config.grounding = {}  # a base checkpoint's grounded weights belong to its own head
     if with_text and args.grounding != "none":
         cache_dir = None if args.no_cache else feature_cache_dir(args.cache_dir)
         z = grounded_evidence(model, table, table.images, vmean, cache_dir)
@@ -403,6 +404,7 @@ def train_personal(args: argparse.Namespace) -> Path:
     fit_head(head, bank, vmean, au, ai, a_res, iters=iters, lr=args.lr, wd=wd, seed=args.seed)
     model.personal = head.to(model.device)
     model.config.personal_rank = args.rank
+    model.config.grounding = {}  # the pooled head reads no free text: no grounded term
     model.config.meta = {
         **base_meta, **stage_one(base_meta, args.base),
         "personal_head": {"trained_on": str(args.ratings), "users_from": args.users_from, "fold": args.fold,

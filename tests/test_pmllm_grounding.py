@@ -144,3 +144,21 @@ def test_default_checkpoint_steers_the_bundled_photos_as_a_user_reads_it(default
     assert animals[cat] > np.median(animals) and animals[cat] == animals.max()
     light = shift("I like bright, airy photos", "I prefer dark, moody pictures")
     assert srocc(light, [attributes(im)["brightness"] for im in images]) > 0.5
+
+
+def test_grounding_none_drops_a_base_checkpoints_grounded_weights(tiny_dirs, tiny_table, tmp_path):
+    """Refitting a grounded checkpoint's head with --grounding none must not keep the old head's grounded term."""
+    from tests.test_pmllm_personal import fit_personal_head
+
+    args = ["--input", "fields+text", "--views", "1", "--kv-grid", "2", "--alpha-grid", "1", "--text-weights", "1"]
+    fit_personal_head(tiny_dirs, tiny_table, tmp_path / "a", *args)
+    grounded = tmp_path / "a" / "out"
+    assert json.loads((grounded / "pmllm_config.json").read_text())["grounding"]
+    from pmllm.train_personal import main
+
+    main(["--base", str(grounded), "--ratings", str(tiny_table / "ratings"), "--users-from",
+          str(tiny_table / "folds.json"), "--out", str(tmp_path / "none"), "--val-frac", "0.25",
+          "--cache-dir", str(tiny_table / "cache"), *args, "--grounding", "none"])  # fmt: skip
+    cfg = json.loads((tmp_path / "none" / "pmllm_config.json").read_text())
+    assert cfg["grounding"] == {} and not (tmp_path / "none" / "grounding.safetensors").exists()
+    assert cfg["meta"]["personal_head"]["grounding"] == "none"
