@@ -168,8 +168,10 @@ class TasteReader:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        skipped = [(c, why) for c in split_clauses(key) if (why := unreadable(c))]
-        clauses = [c for c in split_clauses(key) if not unreadable(c)]
+        parts = split_clauses(key)
+        why = {c: unreadable(c) for c in parts}  # each distinct clause judged once
+        skipped = [(c, why[c]) for c in parts if why[c]]
+        clauses = [c for c in parts if not why[c]]
         assign = torch.zeros(0, len(C.TASTE_CONCEPTS))
         pol: list[float] = []
         if clauses:
