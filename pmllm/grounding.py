@@ -100,9 +100,16 @@ def standardise(raw: torch.Tensor, centre: Sequence[float], scale: Sequence[floa
 
 
 def grounded_terms(code: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """``(N, 2)``: per photo, the subject and property sums ``sum_c code_c z_c`` (``code (1, n)`` or ``(n,)``)."""
+    """``(N, 2)``: per photo, the subject and property sums ``sum_c code_c z_c``.
+
+    ``code``: one profile's code, ``(n,)`` or ``(1, n)``, for every photo; or ``(N, n)``, one code per row of ``z``
+    (the training fit's (user, photo) pairs).
+    """
     subject, prop = concept_masks()
-    c = code.reshape(-1).to(z.dtype)
+    c = code.to(z.dtype)
+    if c.dim() == 2 and c.shape[0] > 1:
+        return torch.stack([(z[:, subject] * c[:, subject]).sum(1), (z[:, prop] * c[:, prop]).sum(1)], dim=1)
+    c = c.reshape(-1)
     return torch.stack([z[:, subject] @ c[subject], z[:, prop] @ c[prop]], dim=1)
 
 

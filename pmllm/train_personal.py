@@ -165,11 +165,10 @@ GROUND_ALPHA = 1.0  # ridge penalty of the two grounded weights (the bilinear bl
 def ground_terms(codes: np.ndarray, z: np.ndarray, mode: str) -> np.ndarray:
     """``(R, 2)`` grounded terms (:func:`pmllm.grounding.grounded_terms`) of raw taste codes and standardised photo
     evidence, row by row; ``mode="subject"`` zeroes the property column, ``"none"`` both."""
-    from pmllm.grounding import concept_masks
+    from pmllm.grounding import grounded_terms
 
-    subject, prop = (m.numpy() for m in concept_masks())
-    out = np.stack([(codes[:, subject] * z[:, subject]).sum(1), (codes[:, prop] * z[:, prop]).sum(1)], axis=1)
-    return out * np.array([mode != "none", mode == "all"], dtype=np.float64)
+    out = grounded_terms(torch.from_numpy(np.asarray(codes, np.float64)), torch.from_numpy(np.asarray(z, np.float64)))
+    return out.numpy() * np.array([mode != "none", mode == "all"], dtype=np.float64)
 
 
 def fit_fields_ridge(fviews: np.ndarray, vn: np.ndarray, ru: np.ndarray, ri: np.ndarray, resid: np.ndarray, kv: int,

@@ -77,6 +77,20 @@ def test_grounded_shift_follows_the_code_and_is_zero_without_text():
     assert torch.allclose(terms, torch.tensor([[-3.0, -1.0], [0.0, 0.0], [0.0, 2.0]]))
 
 
+def test_row_wise_terms_equal_one_code_per_photo_and_the_training_twin():
+    from pmllm.train_personal import ground_terms
+
+    gen = torch.Generator().manual_seed(0)
+    codes = torch.randn(5, len(C.TASTE_CONCEPTS), generator=gen, dtype=torch.float64)
+    z = torch.randn(5, len(C.TASTE_CONCEPTS), generator=gen, dtype=torch.float64)
+    rows = grounded_terms(codes, z)
+    each = torch.cat([grounded_terms(codes[i], z[i : i + 1]) for i in range(5)])
+    assert torch.allclose(rows, each)
+    fitted = ground_terms(codes.numpy(), z.numpy(), "subject")
+    assert np.allclose(fitted[:, 0], each[:, 0].numpy()) and not fitted[:, 1].any()
+    assert not ground_terms(codes.numpy(), z.numpy(), "none").any()
+
+
 def test_lite0_class_logits_from_tokens_equal_its_classifier(embedded_vision):
     from piaa.photos import bundled_photos
 
