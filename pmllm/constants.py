@@ -104,6 +104,64 @@ def concept_phrase(concept: str) -> str:
     return ("photos of " if concept in SUBJECT_CONCEPTS else "photos with ") + concept
 
 
+# More ways people name each concept (light, airy, sunlit; monochrome; out of focus ...): a clause's similarity to a
+# concept is its best cosine over concept_phrase(concept) and these, so a plain word the one-phrase vocabulary lacks
+# ("monochrome", "muted", "underexposed") does not fall to a neighbour or an antonym. Each phrase names photos once
+# and never names the opposite concept's word: to the sentence encoder "photos without grain" reads as grain.
+CONCEPT_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "bright photos": ("light, airy, sunlit photos", "high-key photos full of light"),
+    "dark photos": ("dark, dim, gloomy photos", "moody low-key photos in shadow"),
+    "high contrast": ("punchy photos with deep blacks and bright whites", "photos with harsh, strong contrast"),
+    "low contrast": ("soft, flat, low-contrast photos", "hazy photos with gentle tones"),
+    "colourful photos": ("photos full of many colours", "photos with a rainbow of colours"),
+    "black and white photos": ("monochrome, greyscale photos", "photos in shades of grey"),
+    "vivid saturated colours": ("photos with rich, vibrant, intense colours", "oversaturated photos"),
+    "pastel faded colours": ("photos with soft, muted pastel colours", "washed-out, desaturated, faded photos"),
+    "warm tones": ("photos in golden, orange, warm light", "photos with warm yellow and red hues"),
+    "cool blue tones": ("photos with cold blue and teal hues", "photos in cool, bluish light"),
+    "sharp detailed photos": ("crisp, in-focus photos with fine detail", "pin-sharp photos"),
+    "blurry photos": ("blurry, out-of-focus photos", "soft-focus, dreamy photos", "photos with motion blur"),
+    "grainy noisy photos": ("photos with film grain", "photos with digital noise"),
+    "clean smooth photos": ("clean, polished photos", "smooth, pristine photos"),
+    "overexposed photos": ("photos with blown-out highlights", "overexposed, too bright photos"),
+    "well exposed photos": ("correctly, properly exposed photos", "photos with balanced exposure"),
+    "portraits of people": ("photos of people", "photos of faces", "candid photos of people"),
+    "animals": ("photos of pets and wildlife", "photos of dogs, cats and birds"),
+    "food": ("photos of meals and dishes", "food photography"),
+    "cars and vehicles": ("photos of cars, trains, planes and motorbikes",),
+    "space and stars": ("photos of the night sky, stars and galaxies", "astronomy photos"),
+    "flowers and plants": ("photos of flowers and gardens", "photos of leaves and houseplants"),
+    "buildings and architecture": ("photos of skyscrapers, bridges and houses", "architecture photos"),
+    "abstract images": ("abstract photos of shapes and patterns", "photos of abstract digital art"),
+    "landscapes": ("photos of scenery and the countryside", "photos of hills, valleys and open nature"),
+    "the sea and beaches": ("photos of the ocean, waves and the shore", "photos of coastlines"),
+    "sunsets": ("photos of sunsets and sunrises", "photos of dusk and golden-hour skies"),
+    "city streets": ("urban street photography", "photos of busy city life"),
+    "night photography": ("photos taken at night", "photos of lights after dark"),
+    "macro close-ups": ("extreme close-up photos of tiny things", "macro photos of insects and small details"),
+    "minimalism": ("minimalist photos with simple compositions", "photos with lots of empty space"),
+    "symmetry": ("symmetrical photos", "photos with reflections and repeating patterns"),
+    "vintage look": ("photos with a retro film look", "old-fashioned sepia photos"),
+    "sports": ("sports action photos", "photos of athletes and games"),
+    "children": ("photos of kids and babies",),
+    "weddings": ("wedding photos of brides and grooms",),
+    "mountains": ("photos of mountain peaks and ranges",),
+    "forests": ("photos of woods and trees",),
+    "snow": ("photos of snowy winter scenes",),
+    "rain": ("photos of rainy days and wet streets",),
+}
+
+
+def concept_phrases() -> tuple[list[str], list[int]]:
+    """Every phrase the reader compares a clause with, and the index in ``TASTE_CONCEPTS`` each one names."""
+    phrases, owner = [], []
+    for i, concept in enumerate(TASTE_CONCEPTS):
+        for phrase in (concept_phrase(concept), *CONCEPT_DESCRIPTIONS.get(concept, ())):
+            phrases.append(phrase)
+            owner.append(i)
+    return phrases, owner
+
+
 # ---------------------------------------------------------------------------- grounding the taste code in the photo
 # pmllm.grounding reads each concept off the photo through frozen knowledge (issue 12): subject concepts through the
 # vision encoder's ImageNet class probabilities (class names matched to the concept by the sentence encoder),

@@ -35,6 +35,9 @@ them), each with the ``TASTE_CONCEPTS`` concept and polarity it expresses. Each 
   concepts (*group*, :data:`CONCEPT_GROUPS`; a concept outside every group is its own group);
 * both: polarity correct and concept correct by group; this is the reported reader accuracy (target >= 90 %).
 
+Two more clause sets, written after the main one in other words, are read the same way and reported beside it
+(``LATER_CLAUSE_FILES``: ``steer_clauses_heldout.csv``, ``steer_clauses_blind.csv``).
+
 The JSON (``--out``) holds the configuration, every picture (content, properties), every wording's scores, each
 probe's metric and each clause's reading. These are measurements of the model as it is; nothing is tuned here.
 """
@@ -56,6 +59,9 @@ from pmllm.constants import TASTE_CONCEPTS
 DATA = Path(__file__).parent / "data"
 PROBES_FILE = DATA / "steer_probes.json"
 CLAUSES_FILE = DATA / "steer_clauses.csv"
+# clause sets written after the main one, in other words: "held-out" before the reader's concept descriptions were
+# written (their failures were seen), "blind" after, read once before one rule change (see the model card)
+LATER_CLAUSE_FILES = {"held-out": DATA / "steer_clauses_heldout.csv", "blind": DATA / "steer_clauses_blind.csv"}
 CLAUSE_COLUMNS = ("clause", "concept", "polarity", "kind", "sentence")
 TARGET_AUC = 0.85  # issue 12: every content probe
 TARGET_SPEARMAN = 0.5  # issue 12: every property probe
@@ -252,6 +258,9 @@ def readme_block(result: dict) -> str:
         pol, grp, both = (100 * acc[k] for k in ("polarity_ok", "concept_group", "both"))
         lines.append(f"| clause reader ({acc['n']} clauses; polarity {pol:.1f} %, concept group {grp:.1f} %) | both | "
                      f"accuracy | {both:.1f} % | ≥ 90 % | |")  # fmt: skip
+        for name, later in result["clauses"].get("later_sets", {}).items():
+            lines.append(f"| clause reader, {name} set ({later['n']} clauses written later) | both | accuracy | "
+                         f"{100 * later['both']:.1f} % | ≥ 90 % | |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -356,6 +365,12 @@ def run(args: argparse.Namespace) -> dict:
     if not args.no_clauses:
         acc = clause_accuracy(model.reader, clauses)
         print(format_clauses(acc))
+        if Path(args.clause_file) == CLAUSES_FILE:
+            acc["later_sets"] = {}
+            for name, path in LATER_CLAUSE_FILES.items():
+                later = clause_accuracy(model.reader, load_clauses(path))
+                acc["later_sets"][name] = {**later["all"], "file": str(path), "readings": later["readings"]}
+                print(f"{name} clause set ({later['all']['n']} clauses): both right {later['all']['both']:.1%}")
         result["clauses"] = acc
     return result
 

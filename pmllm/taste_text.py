@@ -10,7 +10,9 @@ The code is what pmllm's personal head sees of the user's own words (:class:`pml
    the raw value is standardised with a centre/scale fitted on training users' clauses (stored in the checkpoint
    config) and squashed with tanh: ``w in (-1, 1)``.
 3. Topic: the frozen sentence encoder (all-MiniLM-L6-v2 by default) embeds each clause and the fixed concept
-   vocabulary ``TASTE_CONCEPTS``; the clause's soft assignment is ``softmax(cos / CONCEPT_TEMPERATURE)``.
+   vocabulary ``TASTE_CONCEPTS`` (each concept in a few phrasings, :func:`pmllm.constants.concept_phrases`; a
+   clause's cosine with a concept is its best over them); the soft assignment is
+   ``softmax(cos / CONCEPT_TEMPERATURE)``.
 
 ``code = sum_c w_c * assignment_c`` (one number per concept: liked > 0, disliked < 0). How a concept maps onto
 photos is *learned* by the personal head from training users' ratings; nothing here knows what "blurry" looks like.
@@ -98,6 +100,7 @@ class TasteReader:
         shots = "".join(C.POLARITY_TEMPLATE.format(s) + f" {a}\n" for s, a in C.POLARITY_EXAMPLES)
         self._head = C.POLARITY_INSTRUCTION + shots
         self._concepts: torch.Tensor | None = None
+        self._owner = torch.zeros(0, dtype=torch.long)
         self._head_kv: tuple[tuple, list[int], list] | None = None
         self._cache: OrderedDict[str, TasteReading] = OrderedDict()
         self._cache_size = cache_size
@@ -110,9 +113,22 @@ class TasteReader:
 
     @property
     def concepts(self) -> torch.Tensor:
+        """``(phrases, dim)`` embeddings of every concept phrase (:func:`pmllm.constants.concept_phrases`)."""
         if self._concepts is None:
-            self._concepts = self.encoder.encode([C.concept_phrase(c) for c in C.TASTE_CONCEPTS])
+            phrases, owner = C.concept_phrases()
+            self._concepts = self.encoder.encode(phrases)
+            self._owner = torch.tensor(owner)
         return self._concepts
+
+    def similarity(self, clauses: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two ``(clauses, len(TASTE_CONCEPTS))`` cosines: per concept, the clause's best over the concept's
+        phrases (the topic), and with the concept's own phrase alone (what ``MIN_CONCEPT_COSINE`` is set on: more
+        phrasings raise the best match of any sentence, "My cat is called Tom" included)."""
+        sim = self.encoder.encode(clauses) @ self.concepts.T
+        out = torch.full((len(clauses), len(C.TASTE_CONCEPTS)), -1.0, dtype=sim.dtype)
+        best = out.scatter_reduce(1, self._owner.expand(len(clauses), -1), sim, reduce="amax")
+        first = torch.cat([torch.ones(1, dtype=torch.bool), self._owner[1:] != self._owner[:-1]])
+        return best, sim[:, first]  # concept_phrases() lists each concept's own phrase first
 
     def _head_state(self) -> tuple[list[int], list]:
         """Token ids and keys/values of the few-shot head (the same for every clause), computed once."""
@@ -176,8 +192,8 @@ class TasteReader:
         pol: list[float] = []
         if clauses:
             unique = list(dict.fromkeys(clauses))  # a repeated clause is read once
-            sim = self.encoder.encode(unique) @ self.concepts.T  # (clauses, concepts) cosine
-            far = {c for c, s in zip(unique, sim.max(-1).values.tolist()) if s < C.MIN_CONCEPT_COSINE}
+            sim, own = self.similarity(unique)  # (clauses, concepts) cosines
+            far = {c for c, s in zip(unique, own.max(-1).values.tolist()) if s < C.MIN_CONCEPT_COSINE}
             skipped += [(c, "not about anything I can find in a photo") for c in clauses if c in far]
             keep = [i for i, c in enumerate(unique) if c not in far]
             unique, sim = [unique[i] for i in keep], sim[keep]

@@ -46,6 +46,23 @@ def test_reader_reads_topic_and_polarity_with_embedded_models(reader):
     assert reader.read("I love pictures of animals") is liked  # cached
 
 
+def test_concept_phrasings_name_photos_once_and_a_concept_scores_its_best_phrasing(reader):
+    phrases, owner = C.concept_phrases()
+    assert set(C.CONCEPT_DESCRIPTIONS) <= set(C.TASTE_CONCEPTS)
+    assert sorted(set(owner)) == list(range(len(C.TASTE_CONCEPTS)))
+    assert all(p.count("photo") == 1 for p in phrases)  # "photos" in a clause favours no concept
+    assert not [p for p in phrases if {"without", "no", "not"} & set(p.replace(",", "").split()) or "-free" in p]
+    clauses = ["Monochrome prints feel timeless", "I love pictures of animals"]
+    sim, own = reader.similarity(clauses)
+    full = reader.encoder.encode(clauses) @ reader.encoder.encode(phrases).T
+    for i, c in enumerate(C.TASTE_CONCEPTS):
+        cols = [j for j, o in enumerate(owner) if o == i]
+        assert phrases[cols[0]] == C.concept_phrase(c)
+        assert torch.allclose(sim[:, i], full[:, cols].max(-1).values, atol=1e-5), c
+        assert torch.allclose(own[:, i], full[:, cols[0]], atol=1e-5), c
+    assert C.TASTE_CONCEPTS[int(sim[0].argmax())] == "black and white photos"  # a word only a description has
+
+
 def test_batched_polarity_equals_each_whole_prompt(reader):
     """Clauses of different lengths read together after the cached few-shot head give each whole prompt's logits."""
     clauses = ["dark", "I love warm, colourful pictures of animals and food", "Selfies bore me", 'a "quoted" one']

@@ -59,6 +59,16 @@ def test_clause_file_is_well_formed():
     assert len({r["concept"] for r in rows}) >= 30
 
 
+def test_later_clause_sets_are_well_formed_and_new():
+    seen = {r["clause"].lower() for r in steer.load_clauses()}
+    for name, path in steer.LATER_CLAUSE_FILES.items():
+        rows = steer.load_clauses(path)
+        assert len(rows) >= 50 and all(r["concept"] in TASTE_CONCEPTS and r["polarity"] in (-1, 0, 1) for r in rows)
+        clauses = {r["clause"].lower() for r in rows}
+        assert len(clauses) == len(rows) and not clauses & seen, f"{name}: a clause repeats one written before"
+        seen |= clauses
+
+
 def test_clause_file_errors_are_named(tmp_path):
     bad = tmp_path / "c.csv"
     bad.write_text("clause,concept,polarity,kind,sentence\nI like it,kittens,1,plain,\n")
@@ -168,7 +178,9 @@ def test_readme_block_lists_every_probe_and_the_reader():
                           "baseline": 0.8},
                          {"probe": "food", "kind": "content", "metric": "AUC", "value": None, "target": 0.85,
                           "baseline": None}],
-              "clauses": {"all": {"n": 10, "polarity_ok": 0.9, "concept_group": 0.8, "both": 0.7}}}  # fmt: skip
+              "clauses": {"all": {"n": 10, "polarity_ok": 0.9, "concept_group": 0.8, "both": 0.7},
+                          "later_sets": {"blind": {"n": 5, "both": 0.6}}}}  # fmt: skip
     block = readme_block(result)
     assert "| animal | content | AUC | 0.900 | ≥ 0.85 | 0.800 |" in block and "| food | content | AUC | n/a |" in block
     assert "| clause reader (10 clauses; polarity 90.0 %, concept group 80.0 %) | both | accuracy | 70.0 % |" in block
+    assert "| clause reader, blind set (5 clauses written later) | both | accuracy | 60.0 % |" in block
