@@ -89,13 +89,18 @@ def run_check(paths, contents, repeats: int, seed: int) -> list[dict]:
     models = {True: FewShot(tv, photostats=True), False: FewShot(tv, photostats=False)}
     trunk = tv.features(paths)
     inputs = {ps: m.from_trunk(trunk, stats if ps else None) for ps, m in models.items()}
+    tokens = pm.visual_tokens(paths)  # encoded once: PMLLM.score is visual_tokens + photo_stats + score_tokens
+    zeros: dict[str, np.ndarray] = {}
     rows = []
     todo = [(t, k) for t in TASTES for k in SHOTS]
     for taste, k in tqdm(todo, desc="tastes x shots", unit="cell"):
         values = taste_values(stats, contents, taste)
         if values is None:
             continue
-        zero = pm.score(paths, profile=Profile(text=TASTES[taste][0]), scale=PARA_SCALE, on_error="raise").scores
+        if taste not in zeros:  # the same for every k
+            profile = Profile(text=TASTES[taste][0])
+            zeros[taste] = pm.score_tokens(profile, tokens, scale=PARA_SCALE, stats=stats).scores
+        zero = zeros[taste]
         y = ratings_of(values)
         for ps, model in models.items():
             got, base = [], []
