@@ -12,7 +12,8 @@ pictures, at k = 5, 10, 20, with and without photo statistics in the residual pa
 use the same formulas as the photo statistics, so the "without" rows are the fair test of the learned features.
 
 Pictures: the real photo pool (``make photos``), all of it; or ``--photos DIR`` (pictures the project has never
-seen; the content taste needs a ``content`` label and is skipped there). Run::
+seen; the content taste needs a ``content`` label and is skipped there; a picture that cannot be decoded is named and
+left out). Run::
 
     python -m eval.follow --out results/follow [--readme README.md]   # ~5 min on 2 cores; table, JSON and a plot
 """
@@ -162,6 +163,17 @@ def plot(rows: list[dict], out: Path) -> Path:
     return path
 
 
+def readable(paths: list[Path], contents: list[str] | None) -> tuple[list[Path], list[str] | None, list[str]]:
+    """The pictures that decode (and their labels), and one ``"FILE: reason"`` line for each that does not."""
+    from piaa.photostats import photo_stats
+
+    errors: dict[int, str] = {}
+    photo_stats(paths, errors=errors)
+    keep = [i for i in range(len(paths)) if i not in errors]
+    lines = [f"{paths[i]}: {why}" for i, why in sorted(errors.items())]
+    return [paths[i] for i in keep], None if contents is None else [contents[i] for i in keep], lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.follow", description=__doc__.split("\n\n")[0])
     ap.add_argument("--photos", help="a folder of pictures instead of the real photo pool (no content taste)")
@@ -178,8 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         except PoolError as err:
             print(f"eval.follow: {err}", file=sys.stderr)
             return 2
+        paths, contents, bad = readable(paths, contents)
+        for line in bad:
+            print(f"eval.follow: left out {line}", file=sys.stderr)
         if len(paths) < max(SHOTS) + 5:
-            print(f"eval.follow: {len(paths)} pictures; the check needs at least {max(SHOTS) + 5}", file=sys.stderr)
+            print(f"eval.follow: {len(paths)} readable pictures; the check needs at least {max(SHOTS) + 5}",
+                  file=sys.stderr)  # fmt: skip
             return 2
         rows = run_check(paths, contents, args.repeats, args.seed)
     out = Path(args.out)
