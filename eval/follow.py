@@ -74,11 +74,11 @@ def load_pictures(folder: str | None, work: Path) -> tuple[list[Path], list[str]
     return paths, contents
 
 
-def run_check(paths, contents, repeats: int, seed: int) -> list[dict]:
+def run_check(paths, contents, stats: np.ndarray, repeats: int, seed: int) -> list[dict]:
+    """The check's rows; ``stats``: the pictures' :func:`piaa.photostats.photo_stats` (from :func:`readable`)."""
     from tqdm.auto import tqdm
 
     from eval.fewshot import FewShot
-    from piaa.photostats import photo_stats
     from piaa.schema import PARA_SCALE, Profile
     from piaa.scoring import keep_ratings
     from piaa.stats import srocc
@@ -86,7 +86,6 @@ def run_check(paths, contents, repeats: int, seed: int) -> list[dict]:
     from taskvec.model import PersonalizedScorer
 
     pm, tv = PMLLM.from_pretrained(), PersonalizedScorer.from_pretrained()
-    stats = photo_stats(paths)
     models = {True: FewShot(tv, photostats=True), False: FewShot(tv, photostats=False)}
     trunk = tv.features(paths)
     inputs = {ps: m.from_trunk(trunk, stats if ps else None) for ps, m in models.items()}
@@ -163,15 +162,17 @@ def plot(rows: list[dict], out: Path) -> Path:
     return path
 
 
-def readable(paths: list[Path], contents: list[str] | None) -> tuple[list[Path], list[str] | None, list[str]]:
-    """The pictures that decode (and their labels), and one ``"FILE: reason"`` line for each that does not."""
+def readable(paths: list[Path], contents: list[str] | None):
+    """``(paths, contents, photo_stats rows)`` of the pictures that decode, and one ``"FILE: reason"`` line for
+    each that does not (the statistics are measured once, here)."""
     from piaa.photostats import photo_stats
 
     errors: dict[int, str] = {}
-    photo_stats(paths, errors=errors)
+    stats = photo_stats(paths, errors=errors)
     keep = [i for i in range(len(paths)) if i not in errors]
     lines = [f"{paths[i]}: {why}" for i, why in sorted(errors.items())]
-    return [paths[i] for i in keep], None if contents is None else [contents[i] for i in keep], lines
+    kept = None if contents is None else [contents[i] for i in keep]
+    return [paths[i] for i in keep], kept, stats[keep], lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,14 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         except PoolError as err:
             print(f"eval.follow: {err}", file=sys.stderr)
             return 2
-        paths, contents, bad = readable(paths, contents)
+        paths, contents, stats, bad = readable(paths, contents)
         for line in bad:
             print(f"eval.follow: left out {line}", file=sys.stderr)
         if len(paths) < max(SHOTS) + 5:
             print(f"eval.follow: {len(paths)} readable pictures; the check needs at least {max(SHOTS) + 5}",
                   file=sys.stderr)  # fmt: skip
             return 2
-        rows = run_check(paths, contents, args.repeats, args.seed)
+        rows = run_check(paths, contents, stats, args.repeats, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     source = args.photos or f"the real photo pool, {len(paths)} pictures"

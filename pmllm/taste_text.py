@@ -100,7 +100,9 @@ class TasteReader:
         shots = "".join(C.POLARITY_TEMPLATE.format(s) + f" {a}\n" for s, a in C.POLARITY_EXAMPLES)
         self._head = C.POLARITY_INSTRUCTION + shots
         self._concepts: torch.Tensor | None = None
-        self._owner = torch.zeros(0, dtype=torch.long)
+        self._phrases, owner = C.concept_phrases()
+        self._owner = torch.tensor(owner)  # phrase -> index in TASTE_CONCEPTS
+        self._own = torch.tensor([owner.index(i) for i in range(len(C.TASTE_CONCEPTS))])  # each concept's own phrase
         self._head_kv: tuple[tuple, list[int], list] | None = None
         self._cache: OrderedDict[str, TasteReading] = OrderedDict()
         self._cache_size = cache_size
@@ -115,9 +117,7 @@ class TasteReader:
     def concepts(self) -> torch.Tensor:
         """``(phrases, dim)`` embeddings of every concept phrase (:func:`pmllm.constants.concept_phrases`)."""
         if self._concepts is None:
-            phrases, owner = C.concept_phrases()
-            self._concepts = self.encoder.encode(phrases)
-            self._owner = torch.tensor(owner)
+            self._concepts = self.encoder.encode(self._phrases)
         return self._concepts
 
     def similarity(self, clauses: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,8 +127,7 @@ class TasteReader:
         sim = self.encoder.encode(clauses) @ self.concepts.T
         out = torch.full((len(clauses), len(C.TASTE_CONCEPTS)), -1.0, dtype=sim.dtype)
         best = out.scatter_reduce(1, self._owner.expand(len(clauses), -1), sim, reduce="amax")
-        first = torch.cat([torch.ones(1, dtype=torch.bool), self._owner[1:] != self._owner[:-1]])
-        return best, sim[:, first]  # concept_phrases() lists each concept's own phrase first
+        return best, sim[:, self._own]
 
     def _head_state(self) -> tuple[list[int], list]:
         """Token ids and keys/values of the few-shot head (the same for every clause), computed once."""

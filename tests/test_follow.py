@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from eval import follow
@@ -22,7 +23,8 @@ def _folder(tmp_path: Path, n_good: int) -> list[Path]:
 def test_readable_names_each_bad_picture_and_keeps_labels_aligned(tmp_path):
     paths = _folder(tmp_path, 4)
     labels = [p.stem for p in paths]
-    kept, kept_labels, bad = follow.readable(paths, labels)
+    kept, kept_labels, stats, bad = follow.readable(paths, labels)
+    assert stats.shape[0] == len(kept) and np.isfinite(stats).all()
     assert [p.name for p in kept] == [f"good{i:02d}.jpg" for i in range(4)]
     assert kept_labels == [p.stem for p in kept]
     assert sorted(Path(line.split(": ", 1)[0]).name for line in bad) == ["cut.jpg", "empty.jpg", "notes.jpg"]
