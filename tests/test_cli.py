@@ -53,6 +53,17 @@ def test_score_folder_with_bad_files(folder, capsys):
     assert "read: likes 'landscapes'" in err  # what the model took from the words
 
 
+def test_personalize_names_a_rated_file_it_cannot_read_once(folder, tmp_path, capsys):
+    root, good = folder
+    ratings = root / "photos" / "ratings-bad.csv"
+    rows = "".join(f"{p.name},{s}\n" for p, s in zip(good, (5, 1, 4.5)))
+    ratings.write_text("image,score\n" + rows + "zero.jpg,3\n")
+    assert main(["personalize", "--ratings", str(ratings), "--out", str(tmp_path / "me")]) == 1
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if "left out" in ln)
+    assert line.count("zero.jpg") == 1 and "empty" in line and "saved user" in err and "Traceback" not in err
+
+
 def test_personalize_then_score_with_the_user(folder, tmp_path, capsys):
     root, good = folder
     ratings = root / "photos" / "ratings.csv"
