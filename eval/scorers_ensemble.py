@@ -3,7 +3,8 @@
 Per test user: pmllm scores the support and query photos from the profile (the ``profile`` part), and
 :class:`eval.fewshot.FewShot` fits the ``taskvec`` and ``residual`` parts on the support ratings and weighs all
 parts by their agreement with held-back support ratings (:func:`eval.fewshot.part_weights`). Query ratings are never
-looked at. At 0 shots the ensemble is pmllm's prediction.
+looked at. At 0 shots the ensemble is pmllm's prediction (it runs there, so the results table shows it); the
+residual ablations, which have no profile part, are few-shot only.
 
 Registered names (``eval.scorers.SCORERS``): ``ensemble`` (all parts), ``ensemble-no-photostats`` (the residual
 part without photo statistics: the simulated raters' formulas are those statistics), ``residual`` /
@@ -49,6 +50,7 @@ class EnsembleScorer(Scorer):
         self.parts, self.photostats, self.seed = tuple(parts), bool(photostats), int(seed)
         self.cache_dir, self.progress = cache_dir, progress
         self.zero = None
+        self.needs_support = "profile" not in self.parts  # with the profile part it also runs at 0 shots (= pmllm)
         if "profile" in self.parts:
             from eval.scorers_pmllm import PMLLMScorer
 

@@ -167,6 +167,28 @@ def test_no_weight_penalty_or_stopping_rule_sees_query_ratings(tmp_path):
     assert not np.array_equal(ens.predict(task2), out[1][0])  # while the support ratings do move it
 
 
+def test_at_zero_shots_the_ensemble_is_the_profile_prediction(tmp_path):
+    """The harness runs the ensemble at 0 shots (its k = 0 row) and there it is pmllm's prediction, exactly; the
+    residual ablations, with no profile part, run only with ratings."""
+    from eval.api import Benchmark, UserTask
+    from eval.scorers_ensemble import EnsembleScorer, create_residual
+    from piaa.schema import PARA_SCALE, RatingsTable
+    from tests.taskvec_synth import make_images
+
+    import pandas as pd
+
+    names, _ = make_images(tmp_path / "img", 12, seed=6)
+    rows = [{"image": n, "user": u, "score": 3.0} for n in names for u in ("a", "t")]
+    bm = Benchmark("zero", RatingsTable(pd.DataFrame(rows), PARA_SCALE, {}, tmp_path / "img", "zero"), [(["a"], ["t"])])
+    ens = EnsembleScorer(cache_dir=tmp_path / "cache", progress=False)
+    assert not ens.needs_support and create_residual(cache_dir=tmp_path / "cache", progress=False).needs_support
+    ens.zero = _Zero()
+    ens.fit(bm, ["a"])
+    task = UserTask("t", bm.table.profile("t"), [], np.zeros(0), names, PARA_SCALE, tmp_path / "img", shots=0)
+    np.testing.assert_array_equal(ens.predict(task), _Zero().predict(task))
+    assert ens.weights == []  # nothing was fitted
+
+
 def test_the_residual_part_alone_with_two_ratings_is_the_population_model(model, photos):
     from eval.fewshot import FewShot
     from piaa.schema import PARA_SCALE
