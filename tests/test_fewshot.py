@@ -170,16 +170,17 @@ def test_no_weight_penalty_or_stopping_rule_sees_query_ratings(tmp_path):
 def test_at_zero_shots_the_ensemble_is_the_profile_prediction(tmp_path):
     """The harness runs the ensemble at 0 shots (its k = 0 row) and there it is pmllm's prediction, exactly; the
     residual ablations, with no profile part, run only with ratings."""
+    import pandas as pd
+
     from eval.api import Benchmark, UserTask
     from eval.scorers_ensemble import EnsembleScorer, create_residual
     from piaa.schema import PARA_SCALE, RatingsTable
     from tests.taskvec_synth import make_images
 
-    import pandas as pd
-
     names, _ = make_images(tmp_path / "img", 12, seed=6)
     rows = [{"image": n, "user": u, "score": 3.0} for n in names for u in ("a", "t")]
-    bm = Benchmark("zero", RatingsTable(pd.DataFrame(rows), PARA_SCALE, {}, tmp_path / "img", "zero"), [(["a"], ["t"])])
+    table = RatingsTable(pd.DataFrame(rows), PARA_SCALE, {}, tmp_path / "img", "zero")
+    bm = Benchmark("zero", table, [(["a"], ["t"])])
     ens = EnsembleScorer(cache_dir=tmp_path / "cache", progress=False)
     assert not ens.needs_support and create_residual(cache_dir=tmp_path / "cache", progress=False).needs_support
     ens.zero = _Zero()
