@@ -199,8 +199,10 @@ def launch_options(host: str = "127.0.0.1", port: int = 7860, store: UserStore |
 
 def serve(service: DemoService, store: UserStore, host: str = "127.0.0.1", port: int = 7860, warm: bool = True,
           block: bool = True):  # fmt: skip
-    """Build and launch the app; with ``warm`` the models load in a background thread right away (the first
-    ranking does not wait for lazy loading). ``block=False`` returns the running app (tests)."""
+    """Build and launch the app; with ``warm`` the models load in a background thread once gradio is imported (the
+    first ranking does not wait for lazy loading; two threads importing big packages at once are much slower than one
+    after the other, see the README's known gaps). ``block=False`` returns the running app (tests)."""
+    import_gradio()  # before the warm-up: two threads importing big packages at once slow each other down a lot
     if warm:
         threading.Thread(target=service.warm, name="demo-warm", daemon=True).start()
     app = build_app(Demo(service, store))
