@@ -13,7 +13,9 @@ Parts (each predicts the user's score of a photo):
 
 The rule (:func:`part_weights`, the one place it lives; ``eval.run``, the demo and ``piaa score --user`` all reach
 it through :class:`FewShot`). Each part's agreement with the user is measured on support ratings it did not see:
-the profile part's predictions of the rated photos, the taskvec part's k-fold out-of-fold predictions, the residual
+the profile part's predictions of the rated photos, the taskvec part's k-fold out-of-fold predictions (each fold's
+fit solved on a first-order model of the scores around the fit on all ratings, one Jacobian for every fold:
+:meth:`taskvec.model.PersonalizedScorer.held_back`; ``held_back="refit"`` refits each fold), the residual
 part's leave-one-out predictions. With ``rho`` the Spearman of those predictions with the ratings, shrunk towards a
 prior agreement ``rho0`` by ``m`` pseudo-ratings, ``r = (k * rho + m * rho0) / (k + m)``, a part's *agreement
 weight* is ``max(r, 0) / (1 - r**2)`` (the inverse-variance weight of a predictor that correlates ``r`` with the
@@ -293,8 +295,13 @@ class FewShot:
     photostats: bool = True
     parts: tuple[str, ...] = PARTS
     folds: int = CV_FOLDS
+    held_back: str = "first-order"  # the taskvec part's fold fits: "first-order" (one Jacobian) or "refit" (exact)
     seed: int = 0
     recipe_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.held_back not in ("first-order", "refit"):
+            raise ValueError(f"FewShot: held_back must be 'first-order' or 'refit', got {self.held_back!r}")
 
     def inputs(self, images, errors: dict[int, str] | None = None, cache=None) -> PartInputs:
         """Read photos once for every part (``errors``: per-image policy; bad rows are zeros/NaN)."""
@@ -321,21 +328,28 @@ class FewShot:
         kwargs = self.recipe_kwargs if cache is None else {**self.recipe_kwargs, "first_cache": cache}
         return self.scorer.personalize(name, x.trunk, y, scale=scale, seed=self.seed, **kwargs)
 
-    def _taskvec_held_back(self, x: PartInputs, y: np.ndarray, scale, cache=None) -> np.ndarray | None:
+    def _taskvec_held_back(self, x: PartInputs, y: np.ndarray, scale, user, cache=None) -> np.ndarray | None:
+        """The taskvec part's out-of-fold predictions of the ratings ``y`` (``user``: its fit on all of them)."""
         k = len(y)
         if k < MIN_CV or np.ptp(y) == 0:
             return None
         n_folds = min(self.folds, k)
         order = np.random.default_rng([self.seed, k]).permutation(k)
+        folds = [(np.setdiff1d(order, order[f::n_folds]), order[f::n_folds]) for f in range(n_folds)]
         out = np.empty(k)
-        for f in range(n_folds):
-            held = order[f::n_folds]
-            fit = np.setdiff1d(order, held)
-            if np.ptp(y[fit]) == 0:
-                out[held] = float(np.mean(y[fit]))
-                continue
-            user = self._taskvec("cv", x.rows(fit), y[fit], scale, None if cache is None else cache.rows(fit))
-            out[held] = scale.denormalize(self.scorer.score_features(x.trunk[held], user))
+        constant = [(fit, held) for fit, held in folds if np.ptp(y[fit]) == 0]
+        for fit, held in constant:  # nothing to rank by: every held photo gets the fit rows' rating
+            out[held] = float(np.mean(y[fit]))
+        folds = [(fit, held) for fit, held in folds if np.ptp(y[fit]) > 0]
+        if self.held_back == "first-order" and user.config.recipe == "fast":
+            opts = {n: self.recipe_kwargs[n] for n in ("l2", "prior_task") if n in self.recipe_kwargs}
+            out_fo = self.scorer.held_back(user, x.trunk, y, folds, first_cache=cache, **opts)
+            for _, held in folds:
+                out[held] = out_fo[held]
+            return out
+        for fit, held in folds:
+            cv = self._taskvec("cv", x.rows(fit), y[fit], scale, None if cache is None else cache.rows(fit))
+            out[held] = scale.denormalize(self.scorer.score_features(x.trunk[held], cv))
         self.scorer.forget_users()
         return out
 
@@ -356,7 +370,7 @@ class FewShot:
         if "profile" in self.parts and zero is not None:
             held["profile"] = np.asarray(zero, dtype=np.float64)
         if "taskvec" in self.parts:
-            held["taskvec"] = self._taskvec_held_back(x, y, scale, cache)
+            held["taskvec"] = self._taskvec_held_back(x, y, scale, tv, cache)
         residual = None
         if "residual" in self.parts:
             if len(y) >= 3 and np.ptp(y) > 0:

@@ -82,8 +82,9 @@ class LiteTail(nn.Module):
 
     def first(self, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) trunk output -> (B, H*W, 1280) output of the 1x1 conv with ``weight`` (linear in it)."""
-        tokens = h.flatten(2).transpose(1, 2).float()  # (B, P, C)
-        return tokens @ weight.flatten(1).t().float()
+        b, c = h.shape[:2]
+        tokens = h.flatten(2).transpose(1, 2).reshape(-1, c).float()  # (B * P, C), contiguous: one 2-D GEMM
+        return (tokens @ weight.flatten(1).t().float()).reshape(b, -1, weight.shape[0])
 
     def rest(self, y: torch.Tensor) -> torch.Tensor:
         """(B, P, 1280) conv_head output -> pooled (B, 1280): frozen-stat BN, ReLU6, mean over positions."""

@@ -166,3 +166,75 @@ def test_personalized_user_is_kilobytes_and_scores_like_merged_model(world, tmp_
     (folder / "user.json").unlink()
     with pytest.raises(FileNotFoundError, match="user.json"):
         PersonalizedUser.from_pretrained(folder)
+
+
+def test_linearize_matches_finite_differences(world):
+    """The Jacobian of the scores in alpha (per-image reverse mode, in chunks) is the same with and without the
+    first-linear cache and matches central differences; the scores at the expansion point are a plain forward's."""
+    from taskvec.personalize import first_linear_cache, linearize
+
+    ts, feats, _ = world
+    f = feats[:24].float()
+    groups = default_groups(ts.keys, blockwise=True)
+    alpha = torch.rand(len(groups), ts.num_tasks, generator=torch.Generator().manual_seed(1))
+    lin = linearize(ts, alpha, groups, f, first_linear_cache(ts, f), chunk_size=7)
+    plain = linearize(ts, alpha, groups, f, None, chunk_size=24)
+
+    def scores(a):
+        coef = {k: a[g] for g, keys in enumerate(groups) for k in keys}
+        return ts.scores(f, ts.merged(coef)).double()
+
+    assert lin.jac.shape == (24, alpha.numel())
+    torch.testing.assert_close(lin.jac, plain.jac, atol=1e-5, rtol=0)
+    torch.testing.assert_close(lin.scores.double(), scores(alpha), atol=1e-5, rtol=0)
+    v = torch.randn(alpha.shape, generator=torch.Generator().manual_seed(2))
+    eps = 1e-3  # float32 scores: smaller steps drown in rounding
+    fd = (scores(alpha + eps * v) - scores(alpha - eps * v)) / (2 * eps)
+    jv = lin.jac.double() @ v.flatten().double()
+    assert float(fd.norm()) > 1e-2  # the direction moves the scores: the comparison means something
+    assert float((jv - fd).norm() / fd.norm()) < 0.05
+    torch.testing.assert_close(lin.predict(alpha + 0.1 * v), lin.scores + 0.1 * (lin.jac @ v.flatten()), atol=1e-5,
+                               rtol=0)  # fmt: skip
+
+
+def test_first_order_refit_on_all_rows_stays_at_a_converged_fit(world):
+    """At a minimiser of the fast recipe's objective the first-order model's gradient is the objective's, so its
+    refit on every row stays there; on a subset of the rows it moves (the held rows' pull is removed)."""
+    from taskvec.personalize import default_l2, linearize
+
+    ts, feats, _ = world
+    f = feats[:40].float()
+    y = np.round(2 * (1 + 4 * _task_scores(ts, f, 2))) / 2
+    res = fit_fast(ts, f, y, scale_range=4.0, prior_task="task0", max_iter=300)
+    a0 = task_alpha(ts, "task0", len(res.groups))
+    lin = linearize(ts, res.alpha, res.groups, f)
+    l2 = default_l2(40, "task0")
+    again = lin.refit(np.arange(40), y, a0=a0, l2=l2, scale_range=4.0)
+    moved = lin.refit(np.arange(20), y[:20], a0=a0, l2=default_l2(20, "task0"), scale_range=4.0)
+    assert float((again - res.alpha).abs().max()) < 0.02
+    assert float((moved - res.alpha).abs().max()) > 5 * float((again - res.alpha).abs().max())
+
+
+def test_first_order_held_back_check_agrees_with_refitted_folds(tmp_path):
+    """The few-shot model's taskvec held-back check (first-order folds) ranks the held-back ratings as refitting
+    every fold does, with the embedded task vectors."""
+    from dataclasses import replace
+
+    from eval.fewshot import FewShot
+    from piaa.schema import PARA_SCALE
+
+    scorer = PersonalizedScorer.from_pretrained()
+    model = FewShot(scorer)
+    exact = replace(model, held_back="refit")
+    names, attrs = make_images(tmp_path, 30, seed=9, size=64)
+    x = model.inputs([tmp_path / n for n in names])
+    y = PARA_SCALE.quantize(1 + 4 * (0.7 * attrs["bright"] + 0.3 * attrs["red"]))
+    cache = model._first_cache(x, y)
+    user = model._taskvec("u", x, y, PARA_SCALE, cache)
+    fo = model._taskvec_held_back(x, y, PARA_SCALE, user, cache)
+    ex = exact._taskvec_held_back(x, y, PARA_SCALE, user, cache)
+    assert np.all(np.isfinite(fo)) and np.ptp(fo) > 0
+    assert srocc(fo, ex) > 0.9
+    assert abs(srocc(fo, y) - srocc(ex, y)) < 0.1
+    with pytest.raises(ValueError, match="held_back must be"):
+        FewShot(scorer, held_back="nope")
