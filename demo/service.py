@@ -119,7 +119,10 @@ class DemoService:
         t0 = time.perf_counter()
         photo = self.sample_photos()[:1]
         profile = self.make_profile("I like calm, colourful photos.")
-        self.read_taste(profile)  # loads the zero-shot model and its text reader, and reads once
+        self.pmllm()  # the zero-shot model: all a first ranking needs (its text reader only for a profile's text)
+        with self._idle:  # a user who ranked during start-up goes first
+            self._idle.wait_for(lambda: self._ranking == 0, timeout=60)
+        self.read_taste(profile)  # loads the text reader and reads once
         with self._idle:
             waiting = self._ranking > 0
         if not waiting:  # a user who ranked during start-up goes first; else warm the scoring path on one photo
