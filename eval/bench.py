@@ -55,8 +55,8 @@ def _episodes(args, world, x, users, k: int):
         if len(ur) < k:
             continue
         pick = np.random.default_rng([args.seed, ui, k]).permutation(len(ur))[:k]
-        yield ui, user, x.rows([index[str(i)] for i in ur["image"].to_numpy()[pick]]), ur["score"].to_numpy(
-            dtype=np.float64)[pick]  # fmt: skip
+        rated = x.rows([index[str(i)] for i in ur["image"].to_numpy()[pick]])
+        yield ui, user, rated, ur["score"].to_numpy(dtype=np.float64)[pick]
 
 
 def run(args) -> list[dict]:

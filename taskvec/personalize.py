@@ -169,8 +169,12 @@ def task_alpha(ts: TaskSet, task: int | str, num_groups: int) -> torch.Tensor:
 
 def bt_loss(sa: torch.Tensor, sb: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, weight=None) -> torch.Tensor:
     """Bradley-Terry: P(a preferred over b) = sigmoid(s_a - s_b); tied ratings have target 0.5."""
-    target = 0.5 * (1.0 + torch.sign(ya - yb))
-    return F.binary_cross_entropy_with_logits(sa - sb, target, weight=weight)
+    return F.binary_cross_entropy_with_logits(sa - sb, bt_target(ya, yb), weight=weight)
+
+
+def bt_target(ya: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """The Bradley-Terry target of pairs: 1 where a was rated higher, 0 lower, 0.5 tied."""
+    return 0.5 * (1.0 + torch.sign(ya - yb))
 
 
 def _setup(ts: TaskSet, feats: torch.Tensor, scores, blockwise: bool):
@@ -376,7 +380,7 @@ class Linearized:
         rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
         y = torch.as_tensor(np.asarray(scores, dtype=np.float64))
         iu = torch.triu_indices(len(rows), len(rows), offset=1)
-        target = 0.5 * (1.0 + torch.sign(y[iu[0]] - y[iu[1]]))
+        target = bt_target(y[iu[0]], y[iu[1]])
         j, s = self.jac[rows].double(), self.scores[rows].double()
         dj, ds = scale_range * (j[iu[0]] - j[iu[1]]), scale_range * (s[iu[0]] - s[iu[1]])
         a_star, prior = self.alpha.double().flatten(), a0.double().flatten()
