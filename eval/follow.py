@@ -75,10 +75,12 @@ def load_pictures(folder: str | None, work: Path) -> tuple[list[Path], list[str]
 
 
 def run_check(paths, contents, stats: np.ndarray, repeats: int, seed: int) -> list[dict]:
-    """The check's rows; ``stats``: the pictures' :func:`piaa.photostats.photo_stats` (from :func:`readable`)."""
+    """The check's rows; ``stats``: the pictures' :func:`pmllm.grounding.grounding_stats` (from :func:`readable`:
+    photo statistics, then the face share, which only the zero-shot part reads)."""
     from tqdm.auto import tqdm
 
     from eval.fewshot import FewShot
+    from piaa.photostats import ATTRIBUTES
     from piaa.schema import PARA_SCALE, Profile
     from piaa.scoring import keep_ratings
     from piaa.stats import srocc
@@ -88,8 +90,9 @@ def run_check(paths, contents, stats: np.ndarray, repeats: int, seed: int) -> li
     pm, tv = PMLLM.from_pretrained(), PersonalizedScorer.from_pretrained()
     models = {True: FewShot(tv, photostats=True), False: FewShot(tv, photostats=False)}
     trunk = tv.features(paths)
-    inputs = {ps: m.from_trunk(trunk, stats if ps else None) for ps, m in models.items()}
-    tokens = pm.visual_tokens(paths)  # encoded once: PMLLM.score is visual_tokens + photo_stats + score_tokens
+    photo = stats[:, : len(ATTRIBUTES)]
+    inputs = {ps: m.from_trunk(trunk, photo if ps else None) for ps, m in models.items()}
+    tokens = pm.visual_tokens(paths)  # encoded once: PMLLM.score is visual_tokens + grounding_stats + score_tokens
     zeros: dict[str, np.ndarray] = {}
     rows = []
     todo = [(t, k) for t in TASTES for k in SHOTS]
@@ -163,12 +166,12 @@ def plot(rows: list[dict], out: Path) -> Path:
 
 
 def readable(paths: list[Path], contents: list[str] | None):
-    """``(paths, contents, photo_stats rows)`` of the pictures that decode, and one ``"FILE: reason"`` line for
+    """``(paths, contents, grounding_stats rows)`` of the pictures that decode, and one ``"FILE: reason"`` line for
     each that does not (the statistics are measured once, here)."""
-    from piaa.photostats import photo_stats
+    from pmllm.grounding import grounding_stats
 
     errors: dict[int, str] = {}
-    stats = photo_stats(paths, errors=errors)
+    stats = grounding_stats(paths, errors=errors)
     keep = [i for i in range(len(paths)) if i not in errors]
     lines = [f"{paths[i]}: {why}" for i, why in sorted(errors.items())]
     kept = None if contents is None else [contents[i] for i in keep]

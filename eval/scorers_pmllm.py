@@ -30,7 +30,7 @@ from piaa.schema import DEMOGRAPHIC_FIELDS, LAPIS_FIELDS, PARA_FIELDS, Profile
 _MODELS: dict[str, object] = {}
 _TOKENS: dict[tuple[str, str], object] = {}  # (vision encoder, image path) -> frozen visual tokens (fp16)
 _PREDICTIONS: dict[tuple[str, str, str], dict[str, float]] = {}  # (checkpoint, profile, scale) -> {path: score}
-_STATS: dict[str, np.ndarray] = {}  # image path -> piaa.photostats row (a grounded checkpoint's property evidence)
+_STATS: dict[str, np.ndarray] = {}  # image path -> pmllm.grounding.grounding_stats row (grounded pixel evidence)
 
 
 def load_pmllm(checkpoint: str | os.PathLike | None = None):
@@ -86,12 +86,12 @@ class PMLLMScorer(Scorer):
 
         if self.model.config.grounding:  # the property concepts' evidence: measured once per image, cached on disk
             from piaa.features import feature_cache_dir
-            from piaa.photostats import photo_stats
+            from pmllm.grounding import grounding_stats
 
             paths = [str(benchmark.image_path(i)) for i in benchmark.table.images]
             todo = [p for p in paths if p not in _STATS]
             if todo:
-                _STATS.update(zip(todo, photo_stats(todo, cache=feature_cache_dir(None))))
+                _STATS.update(zip(todo, grounding_stats(todo, cache=feature_cache_dir(None))))
 
     def profile(self, profile: Profile) -> Profile:
         return profile if self.keep is None else profile.subset(self.keep)

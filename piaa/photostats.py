@@ -100,6 +100,20 @@ def photo_stats(paths, errors: dict[int, str] | None = None, workers: int = 2, c
     ``errors=None`` the first bad file raises :class:`piaa.images.ImageDecodeError`. ``cache``: a folder; the
     matrix is kept there under the feature caches' content-keyed name (:func:`piaa.features.cache_file`).
     """
+    return measure_files(paths, _stats_of_file, ATTRIBUTES, ("photostats", STATS_SIDE), errors=errors,
+                         workers=workers, cache=cache, progress=progress, desc="photo stats")  # fmt: skip
+
+
+def measure_files(paths, measure, columns: tuple[str, ...], name: tuple[str, int], *,
+                  errors: dict[int, str] | None = None, workers: int = 2, cache=None, progress: bool = False,
+                  desc: str = "measuring") -> np.ndarray:  # fmt: skip
+    """``(n, len(columns))``: ``measure(path or PIL image)`` (a row of floats) of every file, in threads.
+
+    The one loop behind :func:`photo_stats` and :func:`piaa.faces.face_stats`: undecodable files get NaN rows and
+    ``errors[index] = reason`` (or raise with ``errors=None``); ``cache`` keeps the matrix under the feature
+    caches' content-keyed name for ``name`` = (what is measured, working size), never for PIL images or runs
+    that collect errors.
+    """
     import os
     from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
@@ -113,14 +127,14 @@ def photo_stats(paths, errors: dict[int, str] | None = None, workers: int = 2, c
     if cache is not None and errors is None and not any(isinstance(p, Image.Image) for p in paths):
         from piaa.features import cache_file
 
-        target = cache_file(cache, SimpleNamespace(name="photostats", image_size=STATS_SIDE), paths, ATTRIBUTES)
-        target = target.with_suffix(".npy")
+        key = SimpleNamespace(name=name[0], image_size=name[1])
+        target = cache_file(cache, key, paths, columns).with_suffix(".npy")
         if target.is_file():
             return np.load(target)
 
     def one(p):
         try:
-            return _stats_of_file(p)
+            return measure(p)
         except ImageDecodeError as err:
             if errors is None:
                 raise
@@ -128,8 +142,8 @@ def photo_stats(paths, errors: dict[int, str] | None = None, workers: int = 2, c
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         it = pool.map(one, paths)
-        rows = list(tqdm(it, total=len(paths), desc="photo stats", unit="img", disable=not progress, leave=False))
-    out = np.full((len(rows), len(ATTRIBUTES)), np.nan)
+        rows = list(tqdm(it, total=len(paths), desc=desc, unit="img", disable=not progress, leave=False))
+    out = np.full((len(rows), len(columns)), np.nan)
     for i, r in enumerate(rows):
         if isinstance(r, Exception):
             errors[i] = str(r)  # type: ignore[index]

@@ -185,4 +185,6 @@ CONCEPT_ATTRIBUTES: dict[str, tuple[str, float]] = {
 # class names and subject concepts are matched as captions (the sentence encoder was trained on sentences)
 GROUNDING_CLASS_TEMPLATE = "a photo of a {}"
 GROUNDING_CONCEPT_TEMPLATE = "a photo of {}"
+GROUNDING_FACE_CONCEPT = "portraits of people"  # the subject concept that frontal faces (piaa.faces) are evidence of
+GROUNDING_FACE_FLOOR = 1e-3  # added to the face share before the log: below the smallest face found (30 px of 640)
 GROUNDING_CLIP = 3.0  # standardised evidence is clipped to +-this many training-image standard deviations

@@ -10,6 +10,9 @@ pictures no rater has seen:
   subject concepts by the frozen sentence encoder, with the rule the reader uses for clauses, both sides phrased as
   captions ("a photo of a tabby" / "a photo of animals"):
   ``a[k] = softmax_c(cos(name_k, concept_c) / CONCEPT_TEMPERATURE)``; evidence ``log(sum_k p_k a[k, c])``.
+  ImageNet barely names people, so the people concept (``GROUNDING_FACE_CONCEPT``) also has a second reading:
+  ``log(face share + GROUNDING_FACE_FLOOR)`` from OpenCV's frontal-face cascade (:mod:`piaa.faces`); after
+  standardisation its evidence is the larger of the two (either frozen model seeing people is enough).
 * property concepts (``CONCEPT_ATTRIBUTES``: bright, dark, contrast, colour, sharpness, grain, exposure): the measured
   photo statistics (:mod:`piaa.photostats`), signed.
 * other concepts (sunsets, symmetry, vintage look, ...): no evidence (0).
@@ -22,7 +25,8 @@ config) and clipped to ``+-GROUNDING_CLIP``. The shift on the normalised score i
 with the two weights fitted in closed form beside the personal head (``pmllm.train_personal``). The direction of
 every concept comes from frozen knowledge; only the two magnitudes are learned. An empty text (code 0) gives
 exactly no shift. An encoder without an ImageNet head has no subject evidence; a photo without statistics (only
-its visual tokens given) no property evidence. Library module, no entry point.
+its visual tokens given) no property evidence. :func:`grounding_stats` measures the pixels' part (photo statistics
+and the face share) of files or PIL images. Library module, no entry point.
 """
 
 from __future__ import annotations
@@ -56,24 +60,45 @@ def class_assignment(text_encoder, class_names: Sequence[str]) -> torch.Tensor:
     return out
 
 
+def grounding_stats(images, stats: np.ndarray | None = None, errors: dict[int, str] | None = None, cache=None,
+                    progress: bool = False) -> np.ndarray:  # fmt: skip
+    """``(n, len(ATTRIBUTES) + 1)``: the pixel evidence of files or PIL images, :func:`piaa.photostats.photo_stats`
+    (or the given ``stats`` of the same images) and then :func:`piaa.faces.face_stats`; NaN rows where a file cannot
+    be decoded (collected in ``errors``)."""
+    from piaa.faces import face_stats
+    from piaa.photostats import photo_stats
+
+    images = list(images)
+    if stats is None:
+        stats = photo_stats(images, errors=errors, cache=cache, progress=progress)
+    faces = face_stats(images, errors=errors, cache=cache, progress=progress)
+    return np.concatenate([np.asarray(stats, dtype=np.float64), faces[:, None]], axis=1)
+
+
 def raw_evidence(class_logits: torch.Tensor | None, assign: torch.Tensor | None,
                  stats: np.ndarray | None, n: int) -> torch.Tensor:  # fmt: skip
-    """Unstandardised evidence ``(n, len(TASTE_CONCEPTS))``; NaN where a photo has no evidence of that kind.
+    """Unstandardised evidence ``(n, len(TASTE_CONCEPTS) + 1)``; NaN where a photo has no evidence of that kind.
 
     ``class_logits (n, classes)`` with ``assign`` from :func:`class_assignment` give the subject columns;
     ``stats (n, len(ATTRIBUTES))`` (:func:`piaa.photostats.photo_stats` order; NaN rows for unreadable files) the
-    property columns.
+    property columns; a further column of face shares (:func:`grounding_stats`) the last column, the people
+    concept's second reading (folded into its column by :func:`standardise`).
     """
     from piaa.photostats import ATTRIBUTES
 
     subject, prop = concept_masks()
-    out = torch.full((n, len(C.TASTE_CONCEPTS)), float("nan"))
-    out[:, ~(subject | prop)] = 0.0
+    out = torch.full((n, len(C.TASTE_CONCEPTS) + 1), float("nan"))
+    out[:, : len(C.TASTE_CONCEPTS)][:, ~(subject | prop)] = 0.0
     if class_logits is not None and assign is not None:
         p = torch.softmax(class_logits.float().cpu(), dim=-1)
-        out[:, subject] = torch.log((p @ assign)[:, subject] + EPS)
+        out[:, : len(C.TASTE_CONCEPTS)][:, subject] = torch.log((p @ assign)[:, subject] + EPS)
     if stats is not None:
-        st = torch.as_tensor(np.asarray(stats, dtype=np.float64), dtype=torch.float32).reshape(n, len(ATTRIBUTES))
+        st = torch.as_tensor(np.asarray(stats, dtype=np.float64), dtype=torch.float32).reshape(n, -1)
+        if st.shape[1] not in (len(ATTRIBUTES), len(ATTRIBUTES) + 1):
+            raise ValueError(f"stats: {st.shape[1]} columns, expected {len(ATTRIBUTES)} (photo_stats) or "
+                             f"{len(ATTRIBUTES) + 1} (grounding_stats)")  # fmt: skip
+        if st.shape[1] > len(ATTRIBUTES):
+            out[:, -1] = torch.log(st[:, -1] + C.GROUNDING_FACE_FLOOR)
         for j, concept in enumerate(C.TASTE_CONCEPTS):
             if concept in C.CONCEPT_ATTRIBUTES:
                 attr, sign = C.CONCEPT_ATTRIBUTES[concept]
@@ -94,8 +119,18 @@ def standardisation(raw: torch.Tensor) -> tuple[list[float], list[float]]:
 
 
 def standardise(raw: torch.Tensor, centre: Sequence[float], scale: Sequence[float]) -> torch.Tensor:
-    """``(raw - centre) / scale`` clipped to ``+-GROUNDING_CLIP``; missing evidence (NaN) -> 0."""
+    """``(N, len(TASTE_CONCEPTS))``: ``(raw - centre) / scale`` clipped to ``+-GROUNDING_CLIP``, the face reading
+    folded into the people concept (the larger of its two readings); missing evidence (NaN) -> 0.
+
+    ``centre``/``scale`` of a checkpoint fitted before the face reading (one per concept) ignore raw's face column.
+    """
+    raw = raw[:, : len(centre)]
     z = (raw - torch.tensor(centre, dtype=torch.float32)) / torch.tensor(scale, dtype=torch.float32)
+    if z.shape[1] > len(C.TASTE_CONCEPTS):
+        j = C.TASTE_CONCEPTS.index(C.GROUNDING_FACE_CONCEPT)
+        z = z.clone()
+        z[:, j] = torch.fmax(z[:, j], z[:, -1])  # fmax: a missing reading (NaN) leaves the other one
+        z = z[:, : len(C.TASTE_CONCEPTS)]
     return torch.nan_to_num(z, nan=0.0).clamp(-C.GROUNDING_CLIP, C.GROUNDING_CLIP)
 
 

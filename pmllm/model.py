@@ -395,9 +395,9 @@ class PMLLM(nn.Module):
     def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor, profile: Profile | ProfileCode | None = None,
                        stats: np.ndarray | None = None) -> torch.Tensor:  # fmt: skip
         """The personal shift ``(N,)`` of the normalised expected level: the bilinear head's, plus the grounded
-        term of the free text where the config has one (``stats``: the photos' :func:`piaa.photostats.photo_stats`
-        rows, for the property concepts). Zeros without a head. ``profile``: a :class:`ProfileCode` (or a profile,
-        encoded here)."""
+        term of the free text where the config has one (``stats``: the photos'
+        :func:`pmllm.grounding.grounding_stats` rows, for the property concepts and the face reading). Zeros without
+        a head. ``profile``: a :class:`ProfileCode` (or a profile, encoded here)."""
         if self.personal is None:
             return torch.zeros(tokens.shape[0], device=self.device)
         code = profile if isinstance(profile, ProfileCode) else self.encode_profile(profile or Profile())
@@ -505,8 +505,8 @@ class PMLLM(nn.Module):
     def score_tokens(self, profile: Profile, tokens: torch.Tensor, *, scale: Scale = PARA_SCALE, cached: bool = True,
                      batch_size: int = 32, stats: np.ndarray | None = None) -> ScoreOutput:  # fmt: skip
         """Scores for precomputed frozen visual tokens ``(N, M, d_visual)``; ``stats``: the same photos'
-        :func:`piaa.photostats.photo_stats` rows (the property concepts' grounded evidence; without them those
-        concepts have none)."""
+        :func:`pmllm.grounding.grounding_stats` rows (photo statistics and face share: the property concepts' and
+        the face reading's grounded evidence; without them those have none; photo_stats rows: no face reading)."""
         code = self.encode_profile(profile)
         prompt = code.prompt
         state = self.prefix_state(prompt) if cached else None
@@ -547,9 +547,9 @@ class PMLLM(nn.Module):
         good = [i for i in range(len(images)) if not errors or i not in errors]
         stats = None
         if self.config.grounding and self.reads_text and profile.text:  # the property concepts' evidence: pixels
-            from piaa.photostats import photo_stats
+            from pmllm.grounding import grounding_stats
 
-            stats = photo_stats([images[i] for i in good], errors={})
+            stats = grounding_stats([images[i] for i in good], errors={})
         out = self.score_tokens(profile, tokens, scale=scale, cached=cached, batch_size=batch_size, stats=stats)
         return assemble(len(images), good, out.scores, scale, list(images), errors or {}, {"probs": out.probs})
 

@@ -174,7 +174,7 @@ def load_pictures(source: str) -> tuple[list, str]:
 def score_texts(model, tokens, texts: Sequence[str | None], log: Callable[[str], None],
                 stats: np.ndarray | None = None) -> dict[str, np.ndarray]:  # fmt: skip
     """``{text: scores (pictures,)}`` for free-text-only profiles (``None``/"" = the empty profile), 1-5 scale;
-    ``stats``: the pictures' :func:`piaa.photostats.photo_stats` rows, as :meth:`PMLLM.score` measures them."""
+    ``stats``: the pictures' :func:`pmllm.grounding.grounding_stats` rows, as :meth:`PMLLM.score` measures them."""
     from piaa.schema import PARA_SCALE, Profile
 
     out: dict[str, np.ndarray] = {}
@@ -339,7 +339,8 @@ def run(args: argparse.Namespace) -> dict:
                     "clauses_file": str(args.clause_file), "targets": {"auc": TARGET_AUC, "spearman": TARGET_SPEARMAN,
                     "clauses": TARGET_CLAUSES}, "concept_groups": CONCEPT_GROUPS}  # fmt: skip
     if photos is not None:
-        from piaa.photostats import attributes, photo_stats
+        from piaa.photostats import attributes
+        from pmllm.grounding import grounding_stats
 
         print(f"pictures: {len(photos)} from the {what}")
         if args.photos != "pool":
@@ -353,7 +354,7 @@ def run(args: argparse.Namespace) -> dict:
         texts: list[str | None] = [None]
         for p in [q for q in probes["content"] if q["name"] in wanted] + probes["property"]:
             texts += p["like"] + p["dislike"]
-        scores = score_texts(model, tokens, texts, log, stats=photo_stats([p.image for p in photos], errors={}))
+        scores = score_texts(model, tokens, texts, log, stats=grounding_stats([p.image for p in photos], errors={}))
         rows = probe_rows(probes, photos, attrs, scores)
         print(format_table(rows))
         result.update(

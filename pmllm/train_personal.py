@@ -205,11 +205,10 @@ def grounded_evidence(model: PMLLM, table: RatingsTable, images: list[str], vmea
                       cache_dir: Path | None) -> np.ndarray:  # fmt: skip
     """``(images, concepts)`` standardised grounded evidence of the training images (:mod:`pmllm.grounding`);
     sets the config's grounding centre/scale from them."""
-    from piaa.photostats import photo_stats
-    from pmllm.grounding import raw_evidence, standardisation, standardise
+    from pmllm.grounding import grounding_stats, raw_evidence, standardisation, standardise
 
     logits = model.encoder.class_logits(vmean[:, None, :])
-    stats = photo_stats([table.image_path(i) for i in images], cache=cache_dir, progress=True)
+    stats = grounding_stats([table.image_path(i) for i in images], cache=cache_dir, progress=True)
     raw = raw_evidence(logits, model.class_assignment, stats, len(images))
     centre, scale = standardisation(raw)
     model.config.grounding = {"weights": [0.0, 0.0], "centre": centre, "scale": scale}

@@ -15,6 +15,7 @@ from pmllm.grounding import (
     concept_masks,
     grounded_shift,
     grounded_terms,
+    grounding_stats,
     raw_evidence,
     standardisation,
     standardise,
@@ -56,14 +57,40 @@ def test_evidence_standardisation_missing_values_and_clipping():
     stats[2] = np.nan  # an unreadable file
     raw = raw_evidence(None, None, stats, n)
     subject, prop = concept_masks()
-    assert torch.isnan(raw[:, subject]).all() and torch.isnan(raw[2, prop]).all()
+    assert raw.shape == (n, len(C.TASTE_CONCEPTS) + 1) and torch.isnan(raw[:, -1]).all()  # no face column given
+    raw_c = raw[:, : len(C.TASTE_CONCEPTS)]
+    assert torch.isnan(raw_c[:, subject]).all() and torch.isnan(raw_c[2, prop]).all()
     j = C.TASTE_CONCEPTS.index("dark photos")
     assert raw[4, j] == -4.0 and raw[4, C.TASTE_CONCEPTS.index("bright photos")] == 4.0
     centre, scale = standardisation(raw)
     z = standardise(raw, centre, scale)
-    assert torch.isfinite(z).all() and float(z[2].abs().max()) == 0.0 and float(z[:, subject].abs().max()) == 0.0
+    assert z.shape == (n, len(C.TASTE_CONCEPTS)) and torch.isfinite(z).all()
+    assert float(z[2].abs().max()) == 0.0 and float(z[:, subject].abs().max()) == 0.0
     far = standardise(raw * 1e6, centre, scale)
     assert float(far.abs().max()) == C.GROUNDING_CLIP
+
+
+def test_face_reading_is_folded_into_the_people_concept():
+    """The face share is the people concept's second reading: the larger standardised reading wins, a missing one
+    (NaN) leaves the other, and a checkpoint fitted without it (one centre per concept) ignores it."""
+    n, people = 6, C.TASTE_CONCEPTS.index(C.GROUNDING_FACE_CONCEPT)
+    logits = torch.zeros(n, 3)
+    logits[1, 0] = 4.0  # photo 1: ImageNet sees the "people" class
+    assign = torch.zeros(3, len(C.TASTE_CONCEPTS))
+    assign[0, people] = 1.0
+    assign[1:, C.TASTE_CONCEPTS.index("animals")] = 1.0
+    stats = np.zeros((n, len(ATTRIBUTES) + 1))
+    stats[:, -1] = [0.0, 0.0, 0.3, 0.0, 0.0, np.nan]  # photo 2: a large face; photo 5: not measured
+    raw = raw_evidence(logits, assign, stats, n)
+    centre, scale = standardisation(raw)
+    z = standardise(raw, centre, scale)
+    assert z.shape == (n, len(C.TASTE_CONCEPTS))
+    assert float(z[2, people]) > float(z[0, people]) and float(z[1, people]) > float(z[0, people])  # either reading
+    old = standardise(raw, centre[: len(C.TASTE_CONCEPTS)], scale[: len(C.TASTE_CONCEPTS)])
+    assert float(old[2, people]) == float(old[0, people])  # before the face reading: photo 2 is like photo 0
+    assert float(z[5, people]) == float(old[5, people])  # a missing face reading leaves ImageNet's
+    with pytest.raises(ValueError, match="columns"):
+        raw_evidence(None, None, np.zeros((n, 3)), n)
 
 
 def test_grounded_shift_follows_the_code_and_is_zero_without_text():
@@ -112,7 +139,7 @@ def test_train_personal_fits_grounded_weights(tiny_dirs, tiny_table, tmp_path):
                       "--alpha-grid", "1", "--text-weights", "1")  # fmt: skip
     cfg = json.loads((tmp_path / "out" / "pmllm_config.json").read_text())
     g = cfg["grounding"]
-    assert len(g["centre"]) == len(g["scale"]) == len(C.TASTE_CONCEPTS) and g["weights"][1] > 0
+    assert len(g["centre"]) == len(g["scale"]) == len(C.TASTE_CONCEPTS) + 1 and g["weights"][1] > 0  # + the faces
     assert cfg["meta"]["personal_head"]["grounding"] == "all"
     assert (tmp_path / "out" / "grounding.safetensors").is_file()
     model, plain = PMLLM.from_pretrained(tmp_path / "out"), PMLLM.from_pretrained(tmp_path / "base")
@@ -176,3 +203,25 @@ def test_grounding_none_drops_a_base_checkpoints_grounded_weights(tiny_dirs, tin
     cfg = json.loads((tmp_path / "none" / "pmllm_config.json").read_text())
     assert cfg["grounding"] == {} and not (tmp_path / "none" / "grounding.safetensors").exists()
     assert cfg["meta"]["personal_head"]["grounding"] == "none"
+
+
+def test_face_share_of_real_photos_and_bad_files(tmp_path):
+    """OpenCV's frontal-face cascade finds the astronaut's face (scikit-image's portrait) and none in the coffee cup
+    or a flat grey picture; an undecodable file is NaN with its reason, and the rest of the batch is measured."""
+    from PIL import Image
+    from skimage import data
+
+    from piaa.faces import face_fraction, face_stats
+
+    astronaut, coffee = Image.fromarray(data.astronaut()), Image.fromarray(data.coffee())
+    assert 0.005 < face_fraction(astronaut) < 0.5
+    assert face_fraction(coffee) == 0.0 and face_fraction(Image.new("RGB", (300, 200), (128, 128, 128))) == 0.0
+    good, bad = tmp_path / "astronaut.png", tmp_path / "broken.jpg"
+    astronaut.save(good)
+    bad.write_bytes(b"not a picture")
+    errors: dict[int, str] = {}
+    out = face_stats([good, bad], errors=errors)
+    assert out[0] == pytest.approx(face_fraction(astronaut)) and np.isnan(out[1])
+    assert list(errors) == [1] and "broken.jpg" in errors[1]
+    both = grounding_stats([good, bad], errors={})
+    assert both.shape == (2, len(ATTRIBUTES) + 1) and both[0, -1] == out[0] and np.isnan(both[1]).all()

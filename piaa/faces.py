@@ -1,0 +1,74 @@
+"""Frontal faces in a photo, found by OpenCV's pretrained Haar cascade: frozen knowledge of what people look like.
+
+:func:`face_fraction` is the share of the picture covered by frontal faces; :func:`face_stats` measures files in
+threads (the loop and cache of :func:`piaa.photostats.measure_files`). The detector and its settings are those of
+OpenCV's own face-detection sample (``samples/python/facedetect.py``): the ``haarcascade_frontalface_alt.xml``
+cascade (Lienhart's boosted Haar features after Viola & Jones 2001), a histogram-equalised grey image,
+``scaleFactor=1.3``, ``minNeighbors=4``, ``minSize=(30, 30)``; pictures are measured with their long side at
+:data:`FACE_SIDE` pixels, a camera-frame size like the sample's, so a camera file and its downsized copy agree.
+The cascade files ship in the ``opencv-python-headless`` wheel (``cv2.data``; the 5.x wheels dropped them, hence
+the version bound in ``pyproject.toml``). pmllm's grounded reading (:mod:`pmllm.grounding`) uses it as evidence
+for the *people* concept, which ImageNet's classes barely name.
+
+Library module, no entry point::
+
+    from piaa.faces import face_fraction, face_stats
+    face_fraction(Image.open("portrait.jpg"))   # e.g. 0.17
+    face_stats(["a.jpg", "b.png"])              # (2,) array; NaN for a file that cannot be decoded
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PIL import Image
+
+FACE_SIDE = 640  # long side (pixels) at which faces are looked for
+CASCADE = "haarcascade_frontalface_alt.xml"
+DETECT = {"scaleFactor": 1.3, "minNeighbors": 4, "minSize": (30, 30)}  # OpenCV's facedetect.py sample
+_LOCAL = threading.local()  # one classifier per thread: OpenCV's CascadeClassifier is not documented thread-safe
+
+
+def _classifier():
+    if getattr(_LOCAL, "cascade", None) is None:
+        import cv2
+
+        path = cv2.data.haarcascades + CASCADE
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():
+            raise RuntimeError(f"OpenCV's face cascade {path} is missing: install opencv-python-headless<5")
+        _LOCAL.cascade = cascade
+    return _LOCAL.cascade
+
+
+def face_fraction(img: Image.Image | np.ndarray) -> float:
+    """Share of the picture (in [0, 1]) inside the boxes of the frontal faces found; 0 when none is found."""
+    import cv2
+
+    grey = np.asarray(img.convert("L") if isinstance(img, Image.Image) else Image.fromarray(img).convert("L"))
+    h, w = grey.shape
+    f = FACE_SIDE / max(h, w)
+    if f < 1:
+        grey = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    faces = _classifier().detectMultiScale(cv2.equalizeHist(grey), flags=cv2.CASCADE_SCALE_IMAGE, **DETECT)
+    area = sum(int(bw) * int(bh) for _, _, bw, bh in faces) if len(faces) else 0
+    return min(1.0, area / grey.size)
+
+
+def _faces_of_file(path) -> np.ndarray:
+    from piaa.images import load_image
+
+    img = path if isinstance(path, Image.Image) else load_image(path)
+    return np.array([face_fraction(img)], dtype=np.float64)
+
+
+def face_stats(paths, errors: dict[int, str] | None = None, workers: int = 2, cache=None,
+               progress: bool = False) -> np.ndarray:  # fmt: skip
+    """``(n,)`` :func:`face_fraction` of image files (or PIL images); ``errors`` and ``cache`` as for
+    :func:`piaa.photostats.photo_stats` (NaN for a file that cannot be decoded)."""
+    from piaa.photostats import measure_files
+
+    out = measure_files(paths, _faces_of_file, ("face_fraction",), ("faces", FACE_SIDE), errors=errors,
+                        workers=workers, cache=cache, progress=progress, desc="faces")  # fmt: skip
+    return out[:, 0]
