@@ -22,6 +22,7 @@ No model is loaded at import time. Example::
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -87,8 +88,9 @@ def smollm2_dir() -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.warning("converting %s to safetensors in %s (one time, ~30 s)", gguf.name, target)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    with _no_loading_bars():
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The weights are now plain dequantized fp32 tensors; drop the GGUF quantizer marker so they can be saved.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -130,6 +132,21 @@ def _missing(name: str, kind: str, err: Exception | None = None) -> ModelNotAvai
     return ModelNotAvailableError(hint)
 
 
+@contextlib.contextmanager
+def _no_loading_bars():
+    """transformers' per-tensor "Loading weights" bar off for one load (it printed on every command, for loads that
+    take a second); restored afterwards, whatever the caller had set."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def _hf_load(loader: Callable[..., Any], name: str, kind: str, **kwargs) -> Any:
     """``loader(name, **kwargs)`` from local files only when offline; any failure to find it -> clear error."""
     local = Path(name).expanduser()
@@ -139,7 +156,8 @@ def _hf_load(loader: Callable[..., Any], name: str, kind: str, **kwargs) -> Any:
         raise _missing(name, kind)
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     try:
-        return loader(name, local_files_only=offline or local.is_dir(), **kwargs)
+        with _no_loading_bars():
+            return loader(name, local_files_only=offline or local.is_dir(), **kwargs)
     except (OSError, ValueError) as err:
         raise _missing(name, kind, err) from None
 

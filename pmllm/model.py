@@ -16,7 +16,8 @@ naive path (prefix + suffix for every photo, no cache) and gives the same scores
 
 Checkpoints hold only the trainable parts (projector, profile projector, fusion modules, LoRA adapters if any):
 ``pmllm_config.json`` + ``fusion_model.safetensors`` (+ ``grounding.safetensors``: the class-to-concept assignment of
-a grounded checkpoint). Library module, no entry point (see ``pmllm.train``).
+a grounded checkpoint and the reader's concept-phrase embeddings, so that neither is re-encoded at load). Library
+module, no entry point (see ``pmllm.train``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from pmllm.readout import level_logits, readout
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 CONFIG_NAME = "pmllm_config.json"
 WEIGHTS_NAME = "fusion_model.safetensors"
-GROUNDING_NAME = "grounding.safetensors"  # the class -> concept assignment a grounded checkpoint was fitted with
+GROUNDING_NAME = "grounding.safetensors"  # class -> concept assignment (+ concept-phrase embeddings) of a checkpoint
 TRAINABLE_PREFIXES = ("projector.", "profile_proj.", "fusions.", "personal.")
 PERSONAL_INPUTS = ("pooled", "fields", "fields+text")
 
@@ -439,8 +440,17 @@ class PMLLM(nn.Module):
 
             centre, scale = self.config.text_polarity
             encoder = create_text_encoder(self.config.text_encoder, device=str(self.device))
-            self._reader = TasteReader(self.llm, self.tokenizer, encoder, centre=centre, scale=scale)
+            self._reader = TasteReader(self.llm, self.tokenizer, encoder, centre=centre, scale=scale,
+                                       concepts=self.__dict__.get("_concept_emb"))  # fmt: skip
         return self._reader
+
+    def _phrases_key(self) -> str:
+        """What the stored concept-phrase embeddings were made from: the sentence encoder and every phrase."""
+        import hashlib
+
+        from pmllm.constants import concept_phrases
+
+        return hashlib.sha1("\n".join([self.config.text_encoder, *concept_phrases()[0]]).encode()).hexdigest()
 
     @property
     def reads_text(self) -> bool:
@@ -563,8 +573,11 @@ class PMLLM(nn.Module):
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
         save_file(tensors, str(path / WEIGHTS_NAME), metadata={"format": "pt"})
         (path / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
-        if self.config.grounding:  # saved, so that scoring never re-encodes the 1000 class names
-            save_file({"class_assignment": self.class_assignment.contiguous()}, str(path / GROUNDING_NAME))
+        if self.config.grounding:  # saved, so that scoring never re-encodes the 1000 class names or the concepts
+            extra = {"class_assignment": self.class_assignment.contiguous()}
+            if self.reads_text:
+                extra["concept_phrases"] = self.reader.concepts.detach().float().cpu().contiguous()
+            save_file(extra, str(path / GROUNDING_NAME), metadata={"concept_phrases": self._phrases_key()})
         return path
 
     @classmethod
@@ -596,7 +609,14 @@ class PMLLM(nn.Module):
                                      f"expected {tuple(p.shape)}")  # fmt: skip
                 p.copy_(state[k].to(p.dtype))
         if config.grounding and (path / GROUNDING_NAME).is_file():
-            assign = load_file(str(path / GROUNDING_NAME)).get("class_assignment")
+            from safetensors import safe_open
+
+            with safe_open(str(path / GROUNDING_NAME), framework="pt") as f:
+                stored = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open handle, not a dict)
+                made_from = (f.metadata() or {}).get("concept_phrases")
+            if "concept_phrases" in stored and made_from == model._phrases_key():  # else re-encoded on first use
+                model.__dict__["_concept_emb"] = stored["concept_phrases"].float()
+            assign = stored.get("class_assignment")
             if assign is None or assign.ndim != 2 or assign.shape[1] != len(TASTE_CONCEPTS):
                 raise ValueError(f"{path / GROUNDING_NAME}: needs a class_assignment of shape (classes, "
                                  f"{len(TASTE_CONCEPTS)})")  # fmt: skip

@@ -88,7 +88,10 @@ POLARITY_BATCH = 32  # clauses read in one batch after the few-shot head
 class TasteReader:
     """Frozen LLM (polarity) + frozen sentence encoder (topic) -> :class:`TasteReading`; results cached per text."""
 
-    def __init__(self, llm, tokenizer, encoder, *, centre: float = 0.0, scale: float = 1.0, cache_size: int = 256):
+    def __init__(self, llm, tokenizer, encoder, *, centre: float = 0.0, scale: float = 1.0, cache_size: int = 256,
+                 concepts: torch.Tensor | None = None):  # fmt: skip
+        """``concepts``: the concept phrases' embeddings by this ``encoder``, when stored (a checkpoint's), else
+        encoded on first use."""
         if scale <= 0:
             raise ValueError(f"polarity scale must be > 0, got {scale}")
         self.llm, self.tokenizer, self.encoder = llm, tokenizer, encoder
@@ -99,8 +102,10 @@ class TasteReader:
             raise ValueError(f"polarity words {C.POLARITY_WORDS} share a first token in this tokenizer")
         shots = "".join(C.POLARITY_TEMPLATE.format(s) + f" {a}\n" for s, a in C.POLARITY_EXAMPLES)
         self._head = C.POLARITY_INSTRUCTION + shots
-        self._concepts: torch.Tensor | None = None
         self._phrases, owner = C.concept_phrases()
+        if concepts is not None and concepts.shape[0] != len(self._phrases):
+            raise ValueError(f"concepts: {concepts.shape[0]} embeddings for {len(self._phrases)} concept phrases")
+        self._concepts: torch.Tensor | None = concepts
         self._owner = torch.tensor(owner)  # phrase -> index in TASTE_CONCEPTS
         self._own = torch.tensor([owner.index(i) for i in range(len(C.TASTE_CONCEPTS))])  # each concept's own phrase
         self._head_kv: tuple[tuple, list[int], list] | None = None

@@ -138,10 +138,21 @@ def test_tiny_causal_lm_roundtrip(tmp_path, embedded_llm):
     torch.manual_seed(0)
     LlamaForCausalLM(cfg).save_pretrained(tmp_path / "lm")
     tok.save_pretrained(tmp_path / "lm")
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
     model, tok2 = create_llm(str(tmp_path / "lm"))
     assert model.config.hidden_size == 32 and not model.training
     ids = tok2("hello world", return_tensors="pt")
     assert model(**ids).logits.shape[-1] == len(tok)
+    assert hf_logging.is_progress_bar_enabled()  # the load's own bar was off for the load only
+
+
+def test_loading_prints_no_weight_bars(tmp_path):
+    """A CLI command loads three models; transformers' "Loading weights" bar used to print for each."""
+    code = "from piaa.models import create_llm, create_text_encoder; create_llm(); create_text_encoder()"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Loading weights" not in out.stderr + out.stdout
 
 
 def test_missing_model_gives_clear_error(tmp_path):

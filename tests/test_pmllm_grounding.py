@@ -166,6 +166,26 @@ def test_default_checkpoint_carries_the_class_assignment_it_was_fitted_with(defa
     assert torch.allclose(stored, class_assignment(embedded_text, imagenet_classes()), atol=1e-5)
 
 
+def test_default_checkpoint_carries_the_concept_phrase_embeddings(default_model, embedded_text, tmp_path):
+    """The reader's concept vocabulary is not re-encoded at load (it held up a new user's first ranking): the
+    stored embeddings equal fresh ones; a checkpoint whose phrases changed since it was saved re-encodes them."""
+    from safetensors.torch import load_file, save_file
+
+    from pmllm.model import GROUNDING_NAME, PMLLM
+
+    phrases = C.concept_phrases()[0]
+    stored = default_model.__dict__.get("_concept_emb")
+    assert stored is not None and stored.shape[0] == len(phrases)
+    assert torch.allclose(stored, embedded_text.encode(phrases).float(), atol=1e-5)
+    assert default_model.reader.concepts is stored
+    saved = default_model.save_pretrained(tmp_path / "ckpt")
+    tensors = load_file(str(saved / GROUNDING_NAME))
+    save_file(tensors, str(saved / GROUNDING_NAME), metadata={"concept_phrases": "made from other phrases"})
+    again = PMLLM.from_pretrained(saved, llm=default_model.llm, tokenizer=default_model.tokenizer,
+                                  encoder=default_model.encoder)  # fmt: skip
+    assert again.__dict__.get("_concept_emb") is None and torch.allclose(again.reader.concepts, stored, atol=1e-5)
+
+
 def test_default_checkpoint_steers_the_bundled_photos_as_a_user_reads_it(default_model):
     """On the 13 photos bundled with scikit-image/-learn/matplotlib: saying you love (vs can't stand) animals moves
     the cat photo up more than the other photos; saying you like bright (vs dark) photos follows brightness."""
