@@ -89,7 +89,9 @@ def test_personalize_then_score_with_the_user(folder, tmp_path, capsys):
 def test_usage_errors_and_help(capsys, tmp_path):
     assert main(["score", str(tmp_path / "empty-folder-that-is-missing"), "--scale", "5-1"]) == 2
     assert main(["score"]) == 2  # argparse usage
-    assert main(["models"]) == 0 and "smollm2-135m-instruct" in capsys.readouterr().out
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "smollm2-135m-instruct" in out and "frontalface-alt" in out and "opencv-python-headless" in out
     proc = subprocess.run([sys.executable, "-m", "piaa.cli", "score", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--profile" in proc.stdout and "--user" in proc.stdout
 
