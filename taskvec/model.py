@@ -47,7 +47,7 @@ class UserConfig:
     backbone: dict = field(default_factory=dict)
     k: int = 0
     seconds: float = 0.0
-    init_srocc: list[float] = field(default_factory=list)
+    init_srocc: list[float] = field(default_factory=list)  # each task alone on the ratings (empty with a prior task)
     fallback: bool = False
     scale: dict = field(default_factory=dict)  # the scale of the ratings it was fitted on (Scale.to_dict())
     profile: dict = field(default_factory=dict)  # what the user wrote about themselves, if given (Profile.to_dict())

@@ -287,7 +287,8 @@ def fit_fast(
     """The fast recipe (see module docstring). ``feats`` are cached trunk outputs of the support images.
 
     ``prior_task``: start from (and pull towards) that task model alone, e.g. the population's ``general``,
-    instead of softmax(10 * SROCC_t) on the support set. ``first_cache``: :func:`first_linear_cache` of these very
+    instead of softmax(10 * SROCC_t) on the support set (then the per-task SROCCs, which only that start needs,
+    are not computed: ``init_srocc`` is empty). ``first_cache``: :func:`first_linear_cache` of these very
     ``feats`` (or ``.rows(...)`` of a larger one), computed by the caller once for several fits."""
     t0 = time.perf_counter()
     y_np, y, feats, groups = _setup(ts, feats, scores, blockwise=blockwise)
@@ -309,12 +310,12 @@ def fit_fast(
 
     # None = all rows in one batch (an index would gather a copy of the whole per-user cache)
     chunks = [None] if len(y) <= 256 else [torch.arange(i, min(i + 256, len(y))) for i in range(0, len(y), 256)]
-    with torch.no_grad():
-        init = []
-        for t in range(ts.num_tasks):
-            onehot = task_alpha(ts, t, len(groups))
-            init.append(srocc(torch.cat([forward(onehot, c) for c in chunks]).numpy(), y_np))
+    init: list[float] = []
     if prior_task is None:
+        with torch.no_grad():
+            for t in range(ts.num_tasks):
+                onehot = task_alpha(ts, t, len(groups))
+                init.append(srocc(torch.cat([forward(onehot, c) for c in chunks]).numpy(), y_np))
         a0 = torch.softmax(10.0 * torch.tensor(init), dim=0).repeat(len(groups), 1)
     elif prior_task in ts.names:
         a0 = task_alpha(ts, prior_task, len(groups))
