@@ -205,6 +205,11 @@ def test_default_checkpoint_steers_the_bundled_photos_as_a_user_reads_it(default
     assert animals[cat] > np.median(animals) and animals[cat] == animals.max()
     light = shift("I like bright, airy photos", "I prefer dark, moody pictures")
     assert srocc(light, [attributes(im)["brightness"] for im in images]) > 0.5
+    people = shift("I love portraits of people", "I can't stand photos of people")
+    faces = [p.name for p in photos if p.name in ("astronaut", "grace_hopper")]  # the two portraits
+    others = [p.name for p in photos if p.content != "people"]
+    by = dict(zip([p.name for p in photos], people))
+    assert len(faces) == 2 and min(by[n] for n in faces) > max(by[n] for n in others)
 
 
 def test_grounding_none_drops_a_base_checkpoints_grounded_weights(tiny_dirs, tiny_table, tmp_path):
