@@ -252,7 +252,7 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
 
         there = (Path(cv2.data.haarcascades) / CASCADE).is_file()
         present = f"yes ({cv2.__version__})" if there else missing
-    except ImportError:
+    except (ImportError, AttributeError):  # AttributeError: a cv2 without cv2.data (not the PyPI wheel)
         present = missing
     print(f"{'faces':<8} {'frontalface-alt':<24} {'opencv-python-headless':<34} {present}")
     print("other CLIP / SigLIP / VLM / causal LMs: a local directory or a Hugging Face id (not bundled; see README)")

@@ -5,7 +5,8 @@ threads (the loop and cache of :func:`piaa.photostats.measure_files`). The detec
 OpenCV's own face-detection sample (``samples/python/facedetect.py``): the ``haarcascade_frontalface_alt.xml``
 cascade (Lienhart's boosted Haar features after Viola & Jones 2001), a histogram-equalised grey image,
 ``scaleFactor=1.3``, ``minNeighbors=4``, ``minSize=(30, 30)``; pictures are measured with their long side at
-:data:`FACE_SIDE` pixels, a camera-frame size like the sample's, so a camera file and its downsized copy agree.
+:data:`FACE_SIDE` pixels, a camera-frame size like the sample's, so a camera file and its downsized copy agree
+(down to that size; smaller pictures are measured as they are).
 The cascade files ship in the ``opencv-python-headless`` wheel (``cv2.data``; the 5.x wheels dropped them, hence
 the version bound in ``pyproject.toml``). pmllm's grounded reading (:mod:`pmllm.grounding`) uses it as evidence
 for the *people* concept, which ImageNet's classes barely name.
@@ -14,11 +15,12 @@ Library module, no entry point::
 
     from piaa.faces import face_fraction, face_stats
     face_fraction(Image.open("portrait.jpg"))   # e.g. 0.17
-    face_stats(["a.jpg", "b.png"])              # (2,) array; NaN for a file that cannot be decoded
+    face_stats(["a.jpg", "b.png"], errors={})   # (2,) array; NaN (and the reason in errors) for a bad file
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import numpy as np
@@ -27,6 +29,7 @@ from PIL import Image
 FACE_SIDE = 640  # long side (pixels) at which faces are looked for
 CASCADE = "haarcascade_frontalface_alt.xml"
 DETECT = {"scaleFactor": 1.3, "minNeighbors": 4, "minSize": (30, 30)}  # OpenCV's facedetect.py sample
+CACHE_NAME = "faces-" + hashlib.sha1(f"{CASCADE}|{sorted(DETECT.items())}".encode()).hexdigest()[:8]  # cache key
 _LOCAL = threading.local()  # one classifier per thread: OpenCV's CascadeClassifier is not documented thread-safe
 
 
@@ -34,7 +37,7 @@ def _classifier():
     if getattr(_LOCAL, "cascade", None) is None:
         import cv2
 
-        path = cv2.data.haarcascades + CASCADE
+        path = getattr(getattr(cv2, "data", None), "haarcascades", "") + CASCADE  # cv2.data: the PyPI wheels only
         cascade = cv2.CascadeClassifier(path)
         if cascade.empty():
             raise RuntimeError(f"OpenCV's face cascade {path} is missing: install opencv-python-headless<5")
@@ -59,7 +62,7 @@ def face_fraction(img: Image.Image | np.ndarray) -> float:
 def _faces_of_file(path) -> np.ndarray:
     from piaa.images import load_image
 
-    img = path if isinstance(path, Image.Image) else load_image(path)
+    img = path if isinstance(path, Image.Image) else load_image(path, min_side=FACE_SIDE)  # JPEGs: reduced decode
     return np.array([face_fraction(img)], dtype=np.float64)
 
 
@@ -69,6 +72,6 @@ def face_stats(paths, errors: dict[int, str] | None = None, workers: int = 2, ca
     :func:`piaa.photostats.photo_stats` (NaN for a file that cannot be decoded)."""
     from piaa.photostats import measure_files
 
-    out = measure_files(paths, _faces_of_file, ("face_fraction",), ("faces", FACE_SIDE), errors=errors,
+    out = measure_files(paths, _faces_of_file, ("face_fraction",), (CACHE_NAME, FACE_SIDE), errors=errors,
                         workers=workers, cache=cache, progress=progress, desc="faces")  # fmt: skip
     return out[:, 0]

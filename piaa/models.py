@@ -135,11 +135,15 @@ def _missing(name: str, kind: str, err: Exception | None = None) -> ModelNotAvai
 @contextlib.contextmanager
 def _no_loading_bars():
     """transformers' per-tensor "Loading weights" bar off for one load (it printed on every command, for loads that
-    take a second); restored afterwards, whatever the caller had set."""
+    take a second), the Hub's download bars left as they were (transformers' switch turns both off); restored
+    afterwards, whatever the caller had set."""
+    from huggingface_hub import utils as hub_utils
     from transformers.utils import logging as hf_logging
 
-    was = hf_logging.is_progress_bar_enabled()
+    was, hub_was = hf_logging.is_progress_bar_enabled(), not hub_utils.are_progress_bars_disabled()
     hf_logging.disable_progress_bar()
+    if hub_was:
+        hub_utils.enable_progress_bars()
     try:
         yield
     finally:

@@ -12,21 +12,23 @@ pictures no rater has seen:
   ``a[k] = softmax_c(cos(name_k, concept_c) / CONCEPT_TEMPERATURE)``; evidence ``log(sum_k p_k a[k, c])``.
   ImageNet barely names people, so the people concept (``GROUNDING_FACE_CONCEPT``) also has a second reading:
   ``log(face share + GROUNDING_FACE_FLOOR)`` from OpenCV's frontal-face cascade (:mod:`piaa.faces`); after
-  standardisation its evidence is the larger of the two (either frozen model seeing people is enough).
+  standardisation its evidence is the larger of the two where a face was found (either frozen model seeing people
+  is enough), ImageNet's alone where none was (not finding a face is no reading, so it cannot raise the floor).
 * property concepts (``CONCEPT_ATTRIBUTES``: bright, dark, contrast, colour, sharpness, grain, exposure): the measured
   photo statistics (:mod:`piaa.photostats`), signed.
 * other concepts (sunsets, symmetry, vintage look, ...): no evidence (0).
 
-Evidence is standardised with a centre/scale per concept measured on the training images (stored in the checkpoint
-config) and clipped to ``+-GROUNDING_CLIP``. The shift on the normalised score is
+Evidence is standardised with a centre/scale per concept (and one for the face reading) measured on the training
+images (stored in the checkpoint config) and clipped to ``+-GROUNDING_CLIP``. The shift on the normalised score is
 
     shift = w_subject * sum_{c subject} code_c z_c + w_property * sum_{c property} code_c z_c
 
 with the two weights fitted in closed form beside the personal head (``pmllm.train_personal``). The direction of
 every concept comes from frozen knowledge; only the two magnitudes are learned. An empty text (code 0) gives
-exactly no shift. An encoder without an ImageNet head has no subject evidence; a photo without statistics (only
-its visual tokens given) no property evidence. :func:`grounding_stats` measures the pixels' part (photo statistics
-and the face share) of files or PIL images. Library module, no entry point.
+exactly no shift. An encoder without an ImageNet head has no subject evidence but the face reading; a photo
+without statistics (only its visual tokens given) no property evidence and no face reading. :func:`grounding_stats`
+measures the pixels' part (photo statistics and the face share) of files or PIL images; :func:`save_extras` /
+:func:`load_extras` keep a checkpoint's ``grounding.safetensors``. Library module, no entry point.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import torch
 from pmllm import constants as C
 
 EPS = 1e-6  # floor of the subject evidence before the log
+GROUNDING_NAME = "grounding.safetensors"  # a grounded checkpoint's class assignment (+ concept-phrase embeddings)
 
 
 def concept_masks() -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,17 +63,15 @@ def class_assignment(text_encoder, class_names: Sequence[str]) -> torch.Tensor:
     return out
 
 
-def grounding_stats(images, stats: np.ndarray | None = None, errors: dict[int, str] | None = None, cache=None,
-                    progress: bool = False) -> np.ndarray:  # fmt: skip
+def grounding_stats(images, errors: dict[int, str] | None = None, cache=None, progress: bool = False) -> np.ndarray:
     """``(n, len(ATTRIBUTES) + 1)``: the pixel evidence of files or PIL images, :func:`piaa.photostats.photo_stats`
-    (or the given ``stats`` of the same images) and then :func:`piaa.faces.face_stats`; NaN rows where a file cannot
-    be decoded (collected in ``errors``)."""
+    and then :func:`piaa.faces.face_stats`. With an ``errors`` dict, a file that cannot be decoded gets a NaN row
+    and its reason there; with ``errors=None`` it raises :class:`piaa.images.ImageDecodeError`."""
     from piaa.faces import face_stats
     from piaa.photostats import photo_stats
 
     images = list(images)
-    if stats is None:
-        stats = photo_stats(images, errors=errors, cache=cache, progress=progress)
+    stats = photo_stats(images, errors=errors, cache=cache, progress=progress)
     faces = face_stats(images, errors=errors, cache=cache, progress=progress)
     return np.concatenate([np.asarray(stats, dtype=np.float64), faces[:, None]], axis=1)
 
@@ -93,7 +94,10 @@ def raw_evidence(class_logits: torch.Tensor | None, assign: torch.Tensor | None,
         p = torch.softmax(class_logits.float().cpu(), dim=-1)
         out[:, : len(C.TASTE_CONCEPTS)][:, subject] = torch.log((p @ assign)[:, subject] + EPS)
     if stats is not None:
-        st = torch.as_tensor(np.asarray(stats, dtype=np.float64), dtype=torch.float32).reshape(n, -1)
+        st = torch.as_tensor(np.asarray(stats, dtype=np.float64), dtype=torch.float32)
+        st = st.reshape(1, -1) if st.ndim == 1 else st
+        if st.ndim != 2 or st.shape[0] != n:
+            raise ValueError(f"stats: shape {tuple(st.shape)}, expected one row per photo ({n})")
         if st.shape[1] not in (len(ATTRIBUTES), len(ATTRIBUTES) + 1):
             raise ValueError(f"stats: {st.shape[1]} columns, expected {len(ATTRIBUTES)} (photo_stats) or "
                              f"{len(ATTRIBUTES) + 1} (grounding_stats)")  # fmt: skip
@@ -123,14 +127,20 @@ def standardise(raw: torch.Tensor, centre: Sequence[float], scale: Sequence[floa
     folded into the people concept (the larger of its two readings); missing evidence (NaN) -> 0.
 
     ``centre``/``scale`` of a checkpoint fitted before the face reading (one per concept) ignore raw's face column.
+    A photo where no face was found has no face reading (ImageNet's stands alone).
     """
+    k = len(C.TASTE_CONCEPTS)
+    if len(centre) not in (k, k + 1) or len(scale) != len(centre):
+        raise ValueError(f"grounding centre/scale: {len(centre)}/{len(scale)} entries, expected {k} (one per "
+                         f"concept) or {k + 1} (and the face reading)")  # fmt: skip
     raw = raw[:, : len(centre)]
     z = (raw - torch.tensor(centre, dtype=torch.float32)) / torch.tensor(scale, dtype=torch.float32)
-    if z.shape[1] > len(C.TASTE_CONCEPTS):
+    if z.shape[1] > k:
         j = C.TASTE_CONCEPTS.index(C.GROUNDING_FACE_CONCEPT)
-        z = z.clone()
-        z[:, j] = torch.fmax(z[:, j], z[:, -1])  # fmax: a missing reading (NaN) leaves the other one
-        z = z[:, : len(C.TASTE_CONCEPTS)]
+        none = torch.log(torch.tensor(0.0) + C.GROUNDING_FACE_FLOOR)  # raw_evidence's value for a face share of 0
+        face = torch.where(raw[:, k] > none, z[:, k], torch.tensor(float("nan")))
+        z = z[:, :k].clone()
+        z[:, j] = torch.fmax(z[:, j], face)  # fmax: a missing reading (NaN) leaves the other one
     return torch.nan_to_num(z, nan=0.0).clamp(-C.GROUNDING_CLIP, C.GROUNDING_CLIP)
 
 
@@ -151,3 +161,43 @@ def grounded_terms(code: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 def grounded_shift(code: torch.Tensor, z: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
     """The grounded shift ``(N,)`` of the normalised score: :func:`grounded_terms` times the two weights."""
     return grounded_terms(code, z) @ torch.tensor(list(weights), dtype=z.dtype)
+
+
+def concepts_key(text_encoder: str) -> str:
+    """What stored concept-phrase embeddings are made from: the sentence encoder and every phrase (a hash)."""
+    import hashlib
+
+    return hashlib.sha1("\n".join([text_encoder, *C.concept_phrases()[0]]).encode()).hexdigest()
+
+
+def save_extras(path, assign: torch.Tensor, concepts: torch.Tensor | None, key: str) -> None:
+    """Write ``grounding.safetensors`` into checkpoint folder ``path``: the class assignment it was fitted with and
+    the reader's concept-phrase embeddings (``concepts``; ``key``: :func:`concepts_key`), so neither is re-encoded."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    tensors = {"class_assignment": assign.detach().float().cpu().contiguous()}
+    if concepts is not None:
+        tensors["concept_phrases"] = concepts.detach().float().cpu().contiguous()
+    save_file(tensors, str(Path(path) / GROUNDING_NAME), metadata={"concept_phrases": key})
+
+
+def load_extras(path, key: str) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """``(class assignment, concept-phrase embeddings or None)`` of checkpoint folder ``path``; None without the
+    file. Embeddings made from another ``key`` (:func:`concepts_key`: other phrases or encoder) are not returned."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    file = Path(path) / GROUNDING_NAME
+    if not file.is_file():
+        return None
+    with safe_open(str(file), framework="pt") as f:
+        stored = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open handle, not a dict)
+        made_from = (f.metadata() or {}).get("concept_phrases")
+    assign = stored.get("class_assignment")
+    if assign is None or assign.ndim != 2 or assign.shape[1] != len(C.TASTE_CONCEPTS):
+        raise ValueError(f"{file}: needs a class_assignment of shape (classes, {len(C.TASTE_CONCEPTS)})")
+    concepts = stored.get("concept_phrases") if made_from == key else None
+    return assign.float(), None if concepts is None else concepts.float()

@@ -45,7 +45,6 @@ from pmllm.readout import level_logits, readout
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 CONFIG_NAME = "pmllm_config.json"
 WEIGHTS_NAME = "fusion_model.safetensors"
-GROUNDING_NAME = "grounding.safetensors"  # class -> concept assignment (+ concept-phrase embeddings) of a checkpoint
 TRAINABLE_PREFIXES = ("projector.", "profile_proj.", "fusions.", "personal.")
 PERSONAL_INPUTS = ("pooled", "fields", "fields+text")
 
@@ -69,7 +68,7 @@ class PMLLMConfig:
     text_polarity: list[float] = field(default_factory=lambda: [0.0, 1.0])  # "fields+text": LLM polarity centre, scale
     text_weight: float = 1.0  # "fields+text": multiplier of the taste code in the head's input
     # "fields+text": the taste code read off the photo through frozen knowledge (pmllm.grounding); {} = off, else
-    # {"weights": [subject, property], "centre": [per concept], "scale": [per concept]} (pmllm.train_personal)
+    # {"weights": [subject, property], "centre"/"scale": [per concept, then the face reading]} (pmllm.train_personal)
     grounding: dict[str, list[float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)  # provenance (what it was trained on, command, ...)
 
@@ -444,14 +443,6 @@ class PMLLM(nn.Module):
                                        concepts=self.__dict__.get("_concept_emb"))  # fmt: skip
         return self._reader
 
-    def _phrases_key(self) -> str:
-        """What the stored concept-phrase embeddings were made from: the sentence encoder and every phrase."""
-        import hashlib
-
-        from pmllm.constants import concept_phrases
-
-        return hashlib.sha1("\n".join([self.config.text_encoder, *concept_phrases()[0]]).encode()).hexdigest()
-
     @property
     def reads_text(self) -> bool:
         """Whether this checkpoint reads the free text (``personal_input="fields+text"``): the one place that asks."""
@@ -574,10 +565,10 @@ class PMLLM(nn.Module):
         save_file(tensors, str(path / WEIGHTS_NAME), metadata={"format": "pt"})
         (path / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         if self.config.grounding:  # saved, so that scoring never re-encodes the 1000 class names or the concepts
-            extra = {"class_assignment": self.class_assignment.contiguous()}
-            if self.reads_text:
-                extra["concept_phrases"] = self.reader.concepts.detach().float().cpu().contiguous()
-            save_file(extra, str(path / GROUNDING_NAME), metadata={"concept_phrases": self._phrases_key()})
+            from pmllm.grounding import concepts_key, save_extras
+
+            concepts = self.reader.concepts if self.reads_text else None
+            save_extras(path, self.class_assignment, concepts, concepts_key(self.config.text_encoder))
         return path
 
     @classmethod
@@ -608,17 +599,10 @@ class PMLLM(nn.Module):
                     raise ValueError(f"{path / WEIGHTS_NAME}: {k} has shape {tuple(state[k].shape)}, "
                                      f"expected {tuple(p.shape)}")  # fmt: skip
                 p.copy_(state[k].to(p.dtype))
-        if config.grounding and (path / GROUNDING_NAME).is_file():
-            from safetensors import safe_open
+        if config.grounding:
+            from pmllm.grounding import concepts_key, load_extras
 
-            with safe_open(str(path / GROUNDING_NAME), framework="pt") as f:
-                stored = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open handle, not a dict)
-                made_from = (f.metadata() or {}).get("concept_phrases")
-            if "concept_phrases" in stored and made_from == model._phrases_key():  # else re-encoded on first use
-                model.__dict__["_concept_emb"] = stored["concept_phrases"].float()
-            assign = stored.get("class_assignment")
-            if assign is None or assign.ndim != 2 or assign.shape[1] != len(TASTE_CONCEPTS):
-                raise ValueError(f"{path / GROUNDING_NAME}: needs a class_assignment of shape (classes, "
-                                 f"{len(TASTE_CONCEPTS)})")  # fmt: skip
-            model.__dict__["_class_assign"] = assign.float()
+            extras = load_extras(path, concepts_key(config.text_encoder))
+            if extras is not None:  # else the assignment is computed on first use, the phrases encoded
+                model.__dict__["_class_assign"], model.__dict__["_concept_emb"] = extras
         return model

@@ -187,7 +187,8 @@ def _fallback(ts: TaskSet, groups, recipe: str, t0: float, prior_task: str | Non
     warnings.warn("support ratings are all equal (no ranking signal): using the prior coefficients",
                   AllEqualRatingsWarning, stacklevel=3)  # fmt: skip
     a = task_alpha(ts, prior_task, len(groups)) if prior_task in ts.names else prior_alpha(len(groups), ts.num_tasks)
-    return FitResult(a, groups, ts.names, recipe, [0.0] * ts.num_tasks, 0, time.perf_counter() - t0, True)
+    init = [] if prior_task in ts.names else [0.0] * ts.num_tasks  # as fit_fast: no per-task SROCCs with a prior
+    return FitResult(a, groups, ts.names, recipe, init, 0, time.perf_counter() - t0, True)
 
 
 # --------------------------------------------------------------------------------------------- reference

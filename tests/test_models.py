@@ -138,14 +138,16 @@ def test_tiny_causal_lm_roundtrip(tmp_path, embedded_llm):
     torch.manual_seed(0)
     LlamaForCausalLM(cfg).save_pretrained(tmp_path / "lm")
     tok.save_pretrained(tmp_path / "lm")
+    from huggingface_hub import utils as hub_utils
     from transformers.utils import logging as hf_logging
 
-    assert hf_logging.is_progress_bar_enabled()
+    was, hub_was = hf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled()
     model, tok2 = create_llm(str(tmp_path / "lm"))
     assert model.config.hidden_size == 32 and not model.training
     ids = tok2("hello world", return_tensors="pt")
     assert model(**ids).logits.shape[-1] == len(tok)
-    assert hf_logging.is_progress_bar_enabled()  # the load's own bar was off for the load only
+    assert hf_logging.is_progress_bar_enabled() == was  # the load's own bar was off for the load only
+    assert hub_utils.are_progress_bars_disabled() == hub_was  # and the Hub's download bars were left alone
 
 
 def test_loading_prints_no_weight_bars(tmp_path):

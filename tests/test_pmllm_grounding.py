@@ -76,6 +76,7 @@ def test_face_reading_is_folded_into_the_people_concept():
     n, people = 6, C.TASTE_CONCEPTS.index(C.GROUNDING_FACE_CONCEPT)
     logits = torch.zeros(n, 3)
     logits[1, 0] = 4.0  # photo 1: ImageNet sees the "people" class
+    logits[3:5, 1] = 6.0  # photos 3 and 4: ImageNet sees animals, so people even less than photos 0 and 2
     assign = torch.zeros(3, len(C.TASTE_CONCEPTS))
     assign[0, people] = 1.0
     assign[1:, C.TASTE_CONCEPTS.index("animals")] = 1.0
@@ -89,6 +90,7 @@ def test_face_reading_is_folded_into_the_people_concept():
     old = standardise(raw, centre[: len(C.TASTE_CONCEPTS)], scale[: len(C.TASTE_CONCEPTS)])
     assert float(old[2, people]) == float(old[0, people])  # before the face reading: photo 2 is like photo 0
     assert float(z[5, people]) == float(old[5, people])  # a missing face reading leaves ImageNet's
+    assert torch.equal(z[[0, 1, 3, 4], people], old[[0, 1, 3, 4], people])  # so does finding no face (no floor)
     with pytest.raises(ValueError, match="columns"):
         raw_evidence(None, None, np.zeros((n, 3)), n)
 
@@ -171,7 +173,8 @@ def test_default_checkpoint_carries_the_concept_phrase_embeddings(default_model,
     stored embeddings equal fresh ones; a checkpoint whose phrases changed since it was saved re-encodes them."""
     from safetensors.torch import load_file, save_file
 
-    from pmllm.model import GROUNDING_NAME, PMLLM
+    from pmllm.grounding import GROUNDING_NAME
+    from pmllm.model import PMLLM
 
     phrases = C.concept_phrases()[0]
     stored = default_model.__dict__.get("_concept_emb")
