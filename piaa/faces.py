@@ -33,10 +33,20 @@ CACHE_NAME = "faces-" + hashlib.sha1(f"{CASCADE}|{sorted(DETECT.items())}".encod
 _LOCAL = threading.local()  # one classifier per thread: OpenCV's CascadeClassifier is not documented thread-safe
 
 
-def _classifier():
-    if getattr(_LOCAL, "cascade", None) is None:
+_IMPORT = threading.Lock()  # cv2's loader swaps modules while importing: a second thread could see it half-built
+
+
+def _cv2():
+    """The fully imported cv2 module (imported by one thread at a time; measure_files runs in threads)."""
+    with _IMPORT:
         import cv2
 
+        return cv2
+
+
+def _classifier():
+    if getattr(_LOCAL, "cascade", None) is None:
+        cv2 = _cv2()
         path = getattr(getattr(cv2, "data", None), "haarcascades", "") + CASCADE  # cv2.data: the PyPI wheels only
         cascade = cv2.CascadeClassifier(path)
         if cascade.empty():
@@ -47,8 +57,7 @@ def _classifier():
 
 def face_fraction(img: Image.Image | np.ndarray) -> float:
     """Share of the picture (in [0, 1]) inside the boxes of the frontal faces found; 0 when none is found."""
-    import cv2
-
+    cv2 = _cv2()
     grey = np.asarray(img.convert("L") if isinstance(img, Image.Image) else Image.fromarray(img).convert("L"))
     h, w = grey.shape
     f = FACE_SIDE / max(h, w)

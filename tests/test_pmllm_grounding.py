@@ -253,3 +253,19 @@ def test_face_share_of_real_photos_and_bad_files(tmp_path):
     assert list(errors) == [1] and "broken.jpg" in errors[1]
     both = grounding_stats([good, bad], errors={})
     assert both.shape == (2, len(ATTRIBUTES) + 1) and both[0, -1] == out[0] and np.isnan(both[1]).all()
+
+
+def test_faces_measured_from_many_threads_in_a_fresh_process():
+    """The demo's first ranking measures faces in threads: cv2's loader, imported by two threads at once, used to
+    hand one of them a half-built module without the cascade (the ranking failed; the browser test timed out)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\nfrom PIL import Image\n"
+        "from piaa.faces import face_fraction\nimg = Image.new('RGB', (200, 150), (120, 120, 120))\n"
+        "with ThreadPoolExecutor(8) as ex:\n    print(sorted(set(ex.map(lambda _: face_fraction(img), range(16)))))\n"
+    )
+    for _ in range(3):  # the race showed in 3 of 4 fresh processes before the fix
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout.strip() == "[0.0]", out.stderr[-500:]
