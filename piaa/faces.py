@@ -30,10 +30,9 @@ FACE_SIDE = 640  # long side (pixels) at which faces are looked for
 CASCADE = "haarcascade_frontalface_alt.xml"
 DETECT = {"scaleFactor": 1.3, "minNeighbors": 4, "minSize": (30, 30)}  # OpenCV's facedetect.py sample
 CACHE_NAME = "faces-" + hashlib.sha1(f"{CASCADE}|{sorted(DETECT.items())}".encode()).hexdigest()[:8]  # cache key
-_LOCAL = threading.local()  # one classifier per thread: OpenCV's CascadeClassifier is not documented thread-safe
-
-
 _IMPORT = threading.Lock()  # cv2's loader swaps modules while importing: a second thread could see it half-built
+_FREE: list = []  # loaded classifiers not in use: one per concurrent caller (CascadeClassifier is not documented
+_FREE_LOCK = threading.Lock()  # thread-safe), kept across calls (measure_files' worker threads are new each call)
 
 
 def _cv2():
@@ -44,15 +43,32 @@ def _cv2():
         return cv2
 
 
-def _classifier():
-    if getattr(_LOCAL, "cascade", None) is None:
-        cv2 = _cv2()
-        path = getattr(getattr(cv2, "data", None), "haarcascades", "") + CASCADE  # cv2.data: the PyPI wheels only
-        cascade = cv2.CascadeClassifier(path)
-        if cascade.empty():
-            raise RuntimeError(f"OpenCV's face cascade {path} is missing: install opencv-python-headless<5")
-        _LOCAL.cascade = cascade
-    return _LOCAL.cascade
+def cascade_file() -> str | None:
+    """Path of the face cascade in the installed OpenCV, or None (no cv2, or a cv2 without the wheel's cv2.data)."""
+    import os
+
+    try:
+        folder = _cv2().data.haarcascades
+    except (ImportError, AttributeError):
+        return None
+    return folder + CASCADE if os.path.isfile(folder + CASCADE) else None
+
+
+def _detect(grey: np.ndarray):
+    """Face boxes in an equalised grey image, with a classifier taken from (and given back to) the free list."""
+    cv2 = _cv2()
+    with _FREE_LOCK:
+        cascade = _FREE.pop() if _FREE else None
+    if cascade is None:
+        path = cascade_file()
+        cascade = cv2.CascadeClassifier(path) if path else None
+        if cascade is None or cascade.empty():
+            raise RuntimeError(f"OpenCV's face cascade {CASCADE} is missing: install opencv-python-headless<5")
+    try:
+        return cascade.detectMultiScale(grey, flags=cv2.CASCADE_SCALE_IMAGE, **DETECT)
+    finally:
+        with _FREE_LOCK:
+            _FREE.append(cascade)
 
 
 def face_fraction(img: Image.Image | np.ndarray) -> float:
@@ -63,7 +79,7 @@ def face_fraction(img: Image.Image | np.ndarray) -> float:
     f = FACE_SIDE / max(h, w)
     if f < 1:
         grey = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    faces = _classifier().detectMultiScale(cv2.equalizeHist(grey), flags=cv2.CASCADE_SCALE_IMAGE, **DETECT)
+    faces = _detect(cv2.equalizeHist(grey))
     area = sum(int(bw) * int(bh) for _, _, bw, bh in faces) if len(faces) else 0
     return min(1.0, area / grey.size)
 
