@@ -9,10 +9,14 @@ steps; gradients of the trainable parts are averaged by DDP). bf16 autocast on G
 
 One step = one training user: their profile, randomly coarsened (structured fields dropped, free text dropped,
 sometimes everything dropped, so coarse and empty profiles are in the training distribution), and a batch of
-their rated photos. Loss = cross-entropy to soft level targets (:func:`pmllm.readout.soft_targets`) + a
-within-user pairwise RankNet term on the expected scores. Frozen visual tokens are precomputed once and cached
-(safetensors). The step plan is a deterministic function of ``--seed``, so ``--resume`` continues exactly where a
-run stopped (weights, optimizer and scheduler are saved every ``--save-every`` steps).
+their rated photos. Where the view is empty (``--p-empty``), nothing personal is left to predict: the step's
+targets are the population's, the mean score of each photo over the training users, for a batch of photos drawn
+from all the training users' rated photos (``--empty-target population``, the default; ``user`` keeps that user's
+own ratings). Loss = cross-entropy to soft level targets (:func:`pmllm.readout.soft_targets`) + a pairwise RankNet
+term on the expected scores (within the user, or within the population's means). Frozen visual tokens are
+precomputed once and cached (safetensors). The step plan is a deterministic function of ``--seed``, so
+``--resume`` continues exactly where a run stopped (weights, optimizer and scheduler are saved every
+``--save-every`` steps).
 Test users of the fold are never read.
 """
 
@@ -82,6 +86,12 @@ def step_plan(table: RatingsTable, users: list[str], epochs: int, per_step: int,
     return plan
 
 
+def population_targets(table: RatingsTable, img_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(image indices, mean score over the table's users)`` of every rated photo: what an empty profile predicts."""
+    means = table.ratings.groupby("image", sort=True)["score"].mean()
+    return np.array([img_index[i] for i in means.index]), means.to_numpy(dtype=np.float32)
+
+
 def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 4.0) -> torch.Tensor:
     """RankNet loss over all pairs of one user's photos with different target scores."""
     dp = pred.unsqueeze(1) - pred.unsqueeze(0)
@@ -141,6 +151,7 @@ def train(args: argparse.Namespace) -> Path:
     core.train()
     scale = table.scale
     ratings = table.ratings
+    pop = population_targets(table, img_index) if args.empty_target == "population" else None
     log_path = out / "train_log.jsonl"
     out.mkdir(parents=True, exist_ok=True)
     t0, running = time.time(), []
@@ -149,10 +160,14 @@ def train(args: argparse.Namespace) -> Path:
     for step in bar:
         user, rows = plan[step]
         rng = np.random.default_rng([args.seed, step, acc.process_index])
-        profile = coarsen(table.profile(user), rng) if args.coarsen else table.profile(user)
+        profile = coarsen(table.profile(user), rng, p_empty=args.p_empty) if args.coarsen else table.profile(user)
         prompt = core.prompt(profile)
-        idx = [img_index[ratings.at[r, "image"]] for r in rows]
-        y = torch.tensor(ratings.loc[rows, "score"].to_numpy(), dtype=torch.float32, device=acc.device)
+        if pop is not None and profile.is_empty():  # an empty view: the population's mean scores are the target
+            pick = rng.choice(len(pop[0]), size=min(len(rows), len(pop[0])), replace=False)
+            idx, y = pop[0][pick].tolist(), torch.tensor(pop[1][pick], dtype=torch.float32, device=acc.device)
+        else:
+            idx = [img_index[ratings.at[r, "image"]] for r in rows]
+            y = torch.tensor(ratings.loc[rows, "score"].to_numpy(), dtype=torch.float32, device=acc.device)
         with acc.autocast():
             logits = model(prompt, tokens[idx].to(acc.device, torch.float32)).float()
         ce = -(soft_targets(y, scale) * F.log_softmax(logits, dim=-1)).sum(-1).mean()
@@ -214,7 +229,8 @@ def _save(core: PMLLM, opt, sched, step: int, out: Path, args, users: list[str],
         "n_train_users": len(users), "train_users": sorted(map(str, users)),
         "steps_done": step, "steps_total": n_steps, "epochs": args.epochs,
         "images_per_step": args.images_per_step, "lr": args.lr, "rank_weight": args.rank_weight, "seed": args.seed,
-        "coarsen": args.coarsen, "train_seconds_this_run": round(secs, 1),
+        "coarsen": args.coarsen, "p_empty": args.p_empty, "empty_target": args.empty_target,
+        "train_seconds_this_run": round(secs, 1),
         "command": "python -m pmllm.train " + " ".join(sys.argv[1:]),
     }  # fmt: skip
     core.save_pretrained(out)
@@ -245,6 +261,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--rank-weight", type=float, default=1.0)
     ap.add_argument("--no-coarsen", dest="coarsen", action="store_false", help="always use the full profile")
+    ap.add_argument("--p-empty", type=float, default=0.2, help="share of steps whose profile view is empty")
+    ap.add_argument("--empty-target", choices=["population", "user"], default="population",
+                    help="an empty view's targets: photo means over training users, or the user's own")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast on GPU")

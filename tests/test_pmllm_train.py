@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from piaa.schema import Profile, RatingsTable, SchemaError
-from pmllm.train import coarsen, main, parse_args, step_plan, train
+from pmllm.train import coarsen, main, parse_args, population_targets, step_plan, train
 
 
 def _args(tiny_dirs, root, out, *extra):
@@ -59,6 +59,21 @@ def test_coarsen_produces_coarse_and_empty_profiles():
     assert any(v.structured() and not v.text for v in views)  # structured only
     assert any(v == full for v in views)
     assert all(set(v.structured()) <= set(full.structured()) for v in views)
+
+
+def test_empty_views_learn_the_population_mean(tiny_dirs, tiny_table, tmp_path):
+    table = RatingsTable.load(tiny_table / "ratings")
+    index = {im: i for i, im in enumerate(table.images)}
+    idx, y = population_targets(table, index)
+    r = table.ratings
+    for i, v in zip(idx, y):
+        assert v == pytest.approx(r.loc[r["image"] == table.images[i], "score"].mean(), abs=1e-6)
+    assert len(idx) == r["image"].nunique()
+    rng = np.random.default_rng(0)
+    assert all(coarsen(Profile(age="22-25", text="cats"), rng, p_empty=1.0).is_empty() for _ in range(20))
+    out = train(_args(tiny_dirs, tiny_table, tmp_path / "pop", "--p-empty", "1.0", "--max-steps", "4"))
+    meta = json.loads((out / "pmllm_config.json").read_text())["meta"]
+    assert meta["p_empty"] == 1.0 and meta["empty_target"] == "population" and meta["steps_done"] == 4
 
 
 def test_bad_input_gives_clear_errors(tiny_dirs, tiny_table, tmp_path, capsys):
