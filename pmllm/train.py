@@ -88,7 +88,7 @@ def step_plan(table: RatingsTable, users: list[str], epochs: int, per_step: int,
 
 def population_targets(table: RatingsTable, img_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """``(image indices, mean score over the table's users)`` of every rated photo: what an empty profile predicts."""
-    means = table.ratings.groupby("image", sort=True)["score"].mean()
+    means = table.mean_scores().sort_index()
     return np.array([img_index[i] for i in means.index]), means.to_numpy(dtype=np.float32)
 
 
@@ -278,6 +278,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if not 0.0 <= args.p_empty <= 1.0:
+        sys.exit(f"pmllm.train: error: --p-empty {args.p_empty:g} is not a share in [0, 1]")
     try:
         out = train(args)
     except (SchemaError, FileNotFoundError, ValueError) as err:

@@ -74,6 +74,14 @@ def test_empty_views_learn_the_population_mean(tiny_dirs, tiny_table, tmp_path):
     out = train(_args(tiny_dirs, tiny_table, tmp_path / "pop", "--p-empty", "1.0", "--max-steps", "4"))
     meta = json.loads((out / "pmllm_config.json").read_text())["meta"]
     assert meta["p_empty"] == 1.0 and meta["empty_target"] == "population" and meta["steps_done"] == 4
+    own = train(_args(tiny_dirs, tiny_table, tmp_path / "own", "--p-empty", "1.0", "--max-steps", "4",
+                      "--empty-target", "user"))  # fmt: skip
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(out / "fusion_model.safetensors")), load_file(str(own / "fusion_model.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the population targets are what the empty steps learned
+    with pytest.raises(SystemExit, match="--p-empty 1.5"):
+        main([*map(str, ["--ratings", tiny_table / "ratings", "--out", tmp_path / "bad", "--p-empty", "1.5"])])
 
 
 def test_bad_input_gives_clear_errors(tiny_dirs, tiny_table, tmp_path, capsys):
