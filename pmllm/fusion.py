@@ -40,15 +40,30 @@ class VisualProjector(nn.Module):
 
 
 class ProfileProjector(nn.Module):
-    """Pooled frozen hidden state of the profile ``(B, d_model)`` -> profile code ``(B, d_profile)``."""
+    """Pooled frozen hidden state of the profile ``(B, d_model)`` [+ the profile code ``(B, d_code)``] -> the gates'
+    profile input ``(B, d_profile)``: ``tanh(fc(LN(pooled)) + code_fc(code))``.
 
-    def __init__(self, d_model: int, d_profile: int):
+    ``d_code > 0``: the gates also see the profile code (encoded fields + the free text's taste code,
+    :meth:`pmllm.model.PMLLM.encode_profile`) through ``code_fc``, initialised to exactly 0 (a projector that has
+    not learned it gives the pooled-only input bit for bit)."""
+
+    def __init__(self, d_model: int, d_profile: int, d_code: int = 0):
         super().__init__()
         self.norm = nn.LayerNorm(d_model)
         self.fc = nn.Linear(d_model, d_profile)
+        self.code_fc = None
+        if d_code:
+            self.code_fc = nn.Linear(d_code, d_profile)
+            nn.init.zeros_(self.code_fc.weight)
+            nn.init.zeros_(self.code_fc.bias)
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.fc(self.norm(pooled.to(self.fc.weight.dtype))))
+    def forward(self, pooled: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.fc(self.norm(pooled.to(self.fc.weight.dtype)))
+        if self.code_fc is not None:
+            if code is None:
+                raise ValueError("this profile projector reads the profile code; none was given")
+            x = x + self.code_fc(code.to(x))
+        return torch.tanh(x)
 
 
 class SelectiveFusion(nn.Module):

@@ -70,6 +70,10 @@ class PMLLMConfig:
     # "fields+text": the taste code read off the photo through frozen knowledge (pmllm.grounding); {} = off, else
     # {"weights": [subject, property], "centre"/"scale": [per concept, then the face reading]} (pmllm.train_personal)
     grounding: dict[str, list[float]] = field(default_factory=dict)
+    # the gates' profile code (pmllm.fusion.ProfileProjector): {} and False = the pooled LLM state alone; else the
+    # structured fields encoded with this vocabulary (pmllm.fusion.encode_fields) [+ the free text's taste code]
+    gate_vocab: dict[str, list] = field(default_factory=dict)
+    gate_text: bool = False
     meta: dict[str, Any] = field(default_factory=dict)  # provenance (what it was trained on, command, ...)
 
     @classmethod
@@ -98,6 +102,7 @@ class ProfileCode:
     text: str  # the free text as the prompt shows it (sanitised, cut to MAX_TEXT_CHARS); "" without text
     reading: Any  # pmllm.taste_text.TasteReading, or None where the checkpoint does not read free text / no text
     vector: torch.Tensor | None  # (1, n) head input of a "fields"/"fields+text" checkpoint; None for "pooled"
+    gate: torch.Tensor | None = None  # (1, d_code) the gates' profile code; None where the gates see only the LLM
 
     @property
     def taste(self) -> torch.Tensor | None:
@@ -123,6 +128,7 @@ class _Ctx:
     fuse_from: int = 0  # first position the fusion modules act on
     expand_to: int = 0  # >0: the batch-1 suffix is expanded to this many photos at the first fusion layer
     profile: torch.Tensor | None = None  # projected profile code, computed lazily
+    code: torch.Tensor | None = None  # (1, d_code) the gates' profile code (ProfileCode.gate), if they read one
 
 
 def decoder_layers(llm: nn.Module) -> nn.ModuleList:
@@ -200,7 +206,7 @@ class PMLLM(nn.Module):
         config.fusion_layers = sorted(int(i) for i in config.fusion_layers)
         self.level_ids = level_token_ids(tokenizer)
         self.projector = VisualProjector(self.encoder.token_dim, d_model)
-        self.profile_proj = ProfileProjector(d_model, config.d_profile)
+        self.profile_proj = ProfileProjector(d_model, config.d_profile, self.gate_code_dim)
         self.fusions = nn.ModuleDict(
             {str(i): SelectiveFusion(d_model, config.d_profile, config.d_attn, config.n_heads)
              for i in config.fusion_layers}
@@ -267,7 +273,7 @@ class PMLLM(nn.Module):
             if ctx.profile is None:
                 if ctx.pooled is None:
                     raise RuntimeError("fusion needs the profile representation; none was captured")
-                ctx.profile = self.profile_proj(ctx.pooled).expand(h.shape[0], -1)
+                ctx.profile = self.profile_proj(ctx.pooled, ctx.code).expand(h.shape[0], -1)
             s = ctx.fuse_from
             fused = self.fusions[key](h[:, s:], ctx.visual, ctx.profile)
             h = torch.cat([h[:, :s], fused], dim=1) if s else fused
@@ -356,8 +362,10 @@ class PMLLM(nn.Module):
             self._prefix_cache.popitem(last=False)
         return state
 
-    def level_logits_cached(self, state: PrefixState, suffix: list[int], tokens: torch.Tensor) -> torch.Tensor:
-        """Level logits ``(N, K)`` for N photos (frozen visual tokens ``(N, M, d_visual)``) against one prefix.
+    def level_logits_cached(self, state: PrefixState, suffix: list[int], tokens: torch.Tensor,
+                            code: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """Level logits ``(N, K)`` for N photos (frozen visual tokens ``(N, M, d_visual)``) against one prefix
+        (``code``: the gates' profile code, :attr:`ProfileCode.gate`, where they read one).
 
         The suffix is identical for every photo until the first fusion layer, so the layers below it run once
         (batch 1) and the hidden states fan out to N photos there; the prefix cache is expanded (as views) only
@@ -375,11 +383,12 @@ class PMLLM(nn.Module):
             b = n if i >= first else 1
             cache.update(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), i)
         decoder = self.llm.get_decoder()
-        with self._context(_Ctx(visual=visual, pooled=state.pooled, fuse_from=0, expand_to=n)):
+        with self._context(_Ctx(visual=visual, pooled=state.pooled, fuse_from=0, expand_to=n, code=code)):
             out = decoder(input_ids=ids, position_ids=pos, use_cache=True, **with_cache(decoder, cache))
         return level_logits(self.llm, out.last_hidden_state[:, -1], self.level_ids)
 
-    def level_logits_naive(self, prompt: PromptIds, tokens: torch.Tensor, *, with_pooled: bool = False):
+    def level_logits_naive(self, prompt: PromptIds, tokens: torch.Tensor, *, with_pooled: bool = False,
+                           code: torch.Tensor | None = None):  # fmt: skip
         """Same as :meth:`level_logits_cached` without any cache: the whole prompt for every photo.
 
         ``with_pooled=True`` returns ``(logits, pooled profile representation)``.
@@ -387,7 +396,7 @@ class PMLLM(nn.Module):
         n = tokens.shape[0]
         visual = self.projector(tokens.to(self.device))
         ids = torch.tensor(prompt.prefix + prompt.suffix, device=self.device).expand(n, -1)
-        with self._context(_Ctx(visual=visual, span=prompt.span, fuse_from=len(prompt.prefix))) as ctx:
+        with self._context(_Ctx(visual=visual, span=prompt.span, fuse_from=len(prompt.prefix), code=code)) as ctx:
             out = self.llm.get_decoder()(input_ids=ids, use_cache=False)
         logits = level_logits(self.llm, out.last_hidden_state[:, -1], self.level_ids)
         return (logits, ctx.pooled) if with_pooled else logits
@@ -445,32 +454,47 @@ class PMLLM(nn.Module):
 
     @property
     def reads_text(self) -> bool:
-        """Whether this checkpoint reads the free text (``personal_input="fields+text"``): the one place that asks."""
-        return self.personal is not None and self.config.personal_input == "fields+text"
+        """Whether this checkpoint reads the free text (a ``personal_input="fields+text"`` head, or gates that see
+        the taste code): the one place that asks."""
+        head = self.personal is not None and self.config.personal_input == "fields+text"
+        return head or self.config.gate_text
+
+    @property
+    def gate_code_dim(self) -> int:
+        """Length of the gates' profile code (0: the gates see only the pooled LLM state)."""
+        cfg = self.config
+        if not (cfg.gate_vocab or cfg.gate_text):
+            return 0
+        return len(encode_fields(Profile(), cfg.gate_vocab)[0]) + (len(TASTE_CONCEPTS) if cfg.gate_text else 0)
 
     def encode_profile(self, profile: Profile) -> ProfileCode:
         """The one profile encoder: the prompt, the free text as the prompt shows it, the reader's reading of it,
         and the personal head's input (encoded fields [+ text weight x taste code]; None for a "pooled" head)."""
         text = self.prompt_text(profile) if profile.text else ""
         reading = self.reader.read(text) if self.reads_text and text else None
-        vector = None
+        taste = reading.code[None] if reading is not None else torch.zeros(1, len(TASTE_CONCEPTS))
+        vector = gate = None
         if self.personal is not None and self.config.personal_input != "pooled":
             vector = encode_fields(profile, self.config.personal_vocab)
-            if self.reads_text:
-                taste = reading.code[None] if reading is not None else torch.zeros(1, len(TASTE_CONCEPTS))
+            if self.config.personal_input == "fields+text":
                 vector = torch.cat([vector, self.config.text_weight * taste], dim=1)
-        return ProfileCode(self.prompt(profile), text, reading, vector)
+        if self.gate_code_dim:
+            gate = encode_fields(profile, self.config.gate_vocab)
+            gate = torch.cat([gate, taste], dim=1) if self.config.gate_text else gate
+            gate = gate.to(self.device)
+        return ProfileCode(self.prompt(profile), text, reading, vector, gate)
 
     def prompt_text(self, profile: Profile) -> str:
         """The free text exactly as the prompt shows it (sanitised, cut to ``MAX_TEXT_CHARS``)."""
         special = tuple(getattr(self.tokenizer, "all_special_tokens", ()) or ())
         return sanitize(profile.text or "", MAX_TEXT_CHARS, special)
 
-    def forward(self, prompt: PromptIds, tokens: torch.Tensor) -> torch.Tensor:
-        """Training forward: level logits ``(N, K)`` for one user's prompt and N photos' frozen visual tokens."""
+    def forward(self, prompt: PromptIds, tokens: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
+        """Training forward: level logits ``(N, K)`` for one user's prompt and N photos' frozen visual tokens
+        (``code``: the gates' profile code, :attr:`ProfileCode.gate`, where they read one)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and bool(self.config.lora_r)):
             state = self.encode_prefix(prompt)
-        return self.level_logits_cached(state, prompt.suffix, tokens)
+        return self.level_logits_cached(state, prompt.suffix, tokens, code)
 
     # ------------------------------------------------------------------------------------------- scoring
     def inference_encoder(self):
@@ -515,10 +539,10 @@ class PMLLM(nn.Module):
         for i in range(0, tokens.shape[0], batch_size):
             t = tokens[i : i + batch_size]
             if cached:
-                logits.append(self.level_logits_cached(state, prompt.suffix, t))
+                logits.append(self.level_logits_cached(state, prompt.suffix, t, code.gate))
                 pooled = state.pooled
             else:
-                lg, pooled = self.level_logits_naive(prompt, t, with_pooled=True)
+                lg, pooled = self.level_logits_naive(prompt, t, with_pooled=True, code=code.gate)
                 logits.append(lg)
             st = None if stats is None else stats[i : i + batch_size]
             deltas.append(self.personal_delta(pooled, t, code, st))

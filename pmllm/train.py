@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from piaa.features import feature_cache_dir
 from piaa.schema import DEMOGRAPHIC_FIELDS, Profile, RatingsTable, SchemaError
 from piaa.worlds import users_of_fold
+from pmllm.fusion import fields_vocab
 from pmllm.model import PMLLM, PMLLMConfig
 from pmllm.readout import readout, soft_targets
 
@@ -59,6 +60,19 @@ def coarsen(profile: Profile, rng: np.random.Generator, p_field: float = 0.3, p_
     if profile.text and rng.random() >= p_text and r >= p_empty + 0.07:
         keep.add("text")
     return profile.subset(keep)
+
+
+def calibrate_reader(model: PMLLM, profiles: list[Profile]) -> list:
+    """Read the training users' free texts; set the reader's polarity centre/scale (and the config's) to the
+    median/sd of the raw polarity over their clauses. Returns each profile's reading under that calibration."""
+    reader = model.reader
+    readings = [reader.read(model.prompt_text(p)) for p in tqdm(profiles, desc="reading free texts")]
+    pol = np.array([p for r in readings for p in r.polarity], dtype=np.float64)
+    centre, scale = (float(np.median(pol)), float(pol.std()) or 1.0) if len(pol) > 1 else (0.0, 1.0)
+    reader.set_polarity(centre, scale)
+    model.config.text_polarity = [centre, scale]
+    print(f"free text: {len(pol)} clauses of {len(profiles)} users; polarity centre {centre:.3f}, scale {scale:.3f}")
+    return [reader.recode(r) for r in readings]
 
 
 def visual_tokens_for(model: PMLLM, table: RatingsTable, images: list[str], cache_dir: Path | None) -> torch.Tensor:
@@ -121,8 +135,13 @@ def train(args: argparse.Namespace) -> Path:
         layers = [int(x) for x in args.fusion_layers.split(",")] if args.fusion_layers else None
         config = PMLLMConfig(llm=args.llm, vision=args.vision, fusion_layers=layers, d_attn=args.d_attn,
                              n_heads=args.n_heads, d_profile=args.d_profile, lora_r=args.lora)  # fmt: skip
+        if args.gate_code != "none":  # the gates see the profile code: its field vocabulary from training users
+            config.gate_vocab = fields_vocab([table.profile(u) for u in users])
+            config.gate_text = args.gate_code == "fields+text"
         torch.manual_seed(args.seed)
         model = PMLLM(config, quantization=args.quantization)
+        if config.gate_text:
+            calibrate_reader(model, [table.profile(u) for u in users])
     images = all_images
     cache_dir = None if args.no_cache else feature_cache_dir(args.cache_dir)
     tokens = visual_tokens_for(model, table, images, cache_dir)
@@ -161,7 +180,8 @@ def train(args: argparse.Namespace) -> Path:
         user, rows = plan[step]
         rng = np.random.default_rng([args.seed, step, acc.process_index])
         profile = coarsen(table.profile(user), rng, p_empty=args.p_empty) if args.coarsen else table.profile(user)
-        prompt = core.prompt(profile)
+        code = core.encode_profile(profile) if core.gate_code_dim else None  # the reader caches each text's reading
+        prompt = code.prompt if code is not None else core.prompt(profile)
         if pop is not None and profile.is_empty():  # an empty view: the population's mean scores are the target
             pick = rng.choice(len(pop[0]), size=min(len(rows), len(pop[0])), replace=False)
             idx, y = pop[0][pick].tolist(), torch.tensor(pop[1][pick], dtype=torch.float32, device=acc.device)
@@ -169,7 +189,7 @@ def train(args: argparse.Namespace) -> Path:
             idx = [img_index[ratings.at[r, "image"]] for r in rows]
             y = torch.tensor(ratings.loc[rows, "score"].to_numpy(), dtype=torch.float32, device=acc.device)
         with acc.autocast():
-            logits = model(prompt, tokens[idx].to(acc.device, torch.float32)).float()
+            logits = model(prompt, tokens[idx].to(acc.device, torch.float32), None if code is None else code.gate).float()
         ce = -(soft_targets(y, scale) * F.log_softmax(logits, dim=-1)).sum(-1).mean()
         expected, _ = readout(logits, None)
         rank = pairwise_rank_loss(expected, y)
@@ -230,6 +250,7 @@ def _save(core: PMLLM, opt, sched, step: int, out: Path, args, users: list[str],
         "steps_done": step, "steps_total": n_steps, "epochs": args.epochs,
         "images_per_step": args.images_per_step, "lr": args.lr, "rank_weight": args.rank_weight, "seed": args.seed,
         "coarsen": args.coarsen, "p_empty": args.p_empty, "empty_target": args.empty_target,
+        "gate_code": args.gate_code,
         "train_seconds_this_run": round(secs, 1),
         "command": "python -m pmllm.train " + " ".join(sys.argv[1:]),
     }  # fmt: skip
@@ -264,6 +285,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--p-empty", type=float, default=0.2, help="share of steps whose profile view is empty")
     ap.add_argument("--empty-target", choices=["population", "user"], default="population",
                     help="an empty view's targets: photo means over training users, or the user's own")  # fmt: skip
+    ap.add_argument("--gate-code", choices=["none", "fields", "fields+text"], default="none",
+                    help="what the fusion gates see besides the pooled LLM state: nothing, the encoded structured "
+                    "fields, or those and the free text's taste code (pmllm.taste_text)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast on GPU")

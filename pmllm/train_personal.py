@@ -38,7 +38,7 @@ from piaa.schema import RatingsTable, SchemaError
 from piaa.worlds import users_of_fold
 from pmllm.fusion import PersonalHead, encode_fields, fields_vocab
 from pmllm.model import PMLLM
-from pmllm.train import coarsen, visual_tokens_for
+from pmllm.train import calibrate_reader, coarsen, visual_tokens_for
 
 
 def profile_bank(model: PMLLM, table: RatingsTable, users: list[str], views: int, seed: int) -> torch.Tensor:
@@ -234,16 +234,8 @@ def head_from_ridge(w: np.ndarray, a: np.ndarray, mu: np.ndarray) -> PersonalHea
 def text_codes(model: PMLLM, table: RatingsTable, users: list[str]) -> np.ndarray:
     """``(U, n_concepts)`` taste codes of the users' free texts; sets the reader's polarity centre/scale (and the
     config's) to the median/sd of the raw polarity over these users' clauses."""
-    from tqdm.auto import tqdm
-
-    reader = model.reader
-    readings = [reader.read(model.prompt_text(table.profile(u))) for u in tqdm(users, desc="reading free texts")]
-    pol = np.array([p for r in readings for p in r.polarity], dtype=np.float64)
-    centre, scale = (float(np.median(pol)), float(pol.std()) or 1.0) if len(pol) > 1 else (0.0, 1.0)
-    reader.set_polarity(centre, scale)
-    model.config.text_polarity = [centre, scale]
-    print(f"free text: {len(pol)} clauses of {len(users)} users; polarity centre {centre:.3f}, scale {scale:.3f}")
-    return np.stack([reader.recode(r).code.numpy() for r in readings]).astype(np.float64)
+    readings = calibrate_reader(model, [table.profile(u) for u in users])
+    return np.stack([r.code.numpy() for r in readings]).astype(np.float64)
 
 
 def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, users: list[str],

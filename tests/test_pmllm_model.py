@@ -66,6 +66,40 @@ def test_save_load_bit_exact(tiny_dirs, tmp_path):
         PMLLM.from_pretrained(tmp_path / "bad")
 
 
+def test_gates_see_the_profile_code(tiny_dirs, tmp_path):
+    """The gates' profile code (encoded fields + the free text's taste code) enters through a zero-initialised
+    projection: untrained, scores equal the pooled-only model's bit for bit; once it has weights, the code moves
+    the scores, cached == naive, and save/load keeps it."""
+    from pmllm.constants import TASTE_CONCEPTS
+    from pmllm.fusion import encode_fields, fields_vocab
+
+    vocab = fields_vocab([PROFILE, Profile(age="22-25", gender="female", big5_O=3.0)])
+    plain = tiny_model(tiny_dirs)
+    gated = tiny_model(tiny_dirs, gate_vocab=vocab, gate_text=True)
+    assert gated.gate_code_dim == len(encode_fields(Profile(), vocab)[0]) + len(TASTE_CONCEPTS)
+    assert plain.gate_code_dim == 0 and plain.encode_profile(PROFILE).gate is None
+    missing = gated.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["profile_proj.code_fc.bias", "profile_proj.code_fc.weight"]
+    open_gates(plain, seed=4)
+    open_gates(gated, seed=4)
+    imgs = images(5, seed=2)
+    code = gated.encode_profile(PROFILE)
+    assert code.gate.shape == (1, gated.gate_code_dim) and code.reading is not None
+    assert np.array_equal(gated.score(imgs, profile=PROFILE).scores, plain.score(imgs, profile=PROFILE).scores)
+    with torch.no_grad():
+        gated.profile_proj.code_fc.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(0))
+    a = gated.score(imgs, profile=PROFILE)
+    assert np.abs(a.scores - plain.score(imgs, profile=PROFILE).scores).max() > 1e-6  # the code moves the scores
+    b = gated.score(imgs, profile=PROFILE, cached=False)
+    assert np.abs(a.scores - b.scores).max() < 1e-4
+    gated.save_pretrained(tmp_path / "gated")
+    loaded = PMLLM.from_pretrained(tmp_path / "gated")
+    assert loaded.config.gate_vocab == vocab and loaded.config.gate_text is True
+    assert np.array_equal(loaded.score(imgs, profile=PROFILE).scores, a.scores)
+    with pytest.raises(ValueError, match="profile code"):
+        gated.profile_proj(torch.zeros(1, gated.profile_proj.norm.normalized_shape[0]))
+
+
 def test_lora_attaches_only_to_the_llm(tiny_dirs, tmp_path):
     model = tiny_model(tiny_dirs, lora_r=4)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}

@@ -84,6 +84,21 @@ def test_empty_views_learn_the_population_mean(tiny_dirs, tiny_table, tmp_path):
         main([*map(str, ["--ratings", tiny_table / "ratings", "--out", tmp_path / "bad", "--p-empty", "1.5"])])
 
 
+def test_gates_learn_the_profile_code(tiny_dirs, tiny_table, tmp_path):
+    """--gate-code fields+text: the gates' field vocabulary comes from the training users, the reader's polarity is
+    calibrated on their texts, the zero-initialised code projection learns, and the checkpoint records it."""
+    out = train(_args(tiny_dirs, tiny_table, tmp_path / "gated", "--gate-code", "fields+text", "--max-steps", "6"))
+    cfg = json.loads((out / "pmllm_config.json").read_text())
+    assert cfg["gate_text"] is True and cfg["gate_vocab"]["age"] == ["22-25"] and cfg["meta"]["gate_code"] == "fields+text"
+    assert cfg["text_polarity"] != [0.0, 1.0]
+    from safetensors.torch import load_file
+
+    w = load_file(str(out / "fusion_model.safetensors"))["profile_proj.code_fc.weight"]
+    assert w.abs().max() > 0  # it learned from its zero start
+    plain = train(_args(tiny_dirs, tiny_table, tmp_path / "plain", "--max-steps", "2"))
+    assert "profile_proj.code_fc.weight" not in load_file(str(plain / "fusion_model.safetensors"))
+
+
 def test_bad_input_gives_clear_errors(tiny_dirs, tiny_table, tmp_path, capsys):
     (tmp_path / "folds.json").write_text(json.dumps({"folds": [{"train": ["nobody"], "test": []}]}))
     with pytest.raises(SystemExit, match="absent from the ratings"):
