@@ -16,7 +16,8 @@ it through :class:`FewShot`). Each part's agreement with the user is measured on
 the profile part's predictions of the rated photos, the taskvec part's k-fold out-of-fold predictions (each fold's
 fit solved on a first-order model of the scores around the fit on all ratings, one Jacobian for every fold:
 :meth:`taskvec.model.PersonalizedScorer.held_back`; ``held_back="refit"`` refits each fold), the residual
-part's leave-one-out predictions. With ``rho`` the Spearman of those predictions with the ratings, shrunk towards a
+part's leave-one-out predictions less each fold's own intercept (:attr:`piaa.stats.LooRidge.loo_dev`: on few
+ratings the other ratings' mean alone would read as a reversal of the user). With ``rho`` the Spearman of those predictions with the ratings, shrunk towards a
 prior agreement ``rho0`` by ``m`` pseudo-ratings, ``r = (k * rho + m * rho0) / (k + m)``, a part's *agreement
 weight* is ``max(r, 0) / (1 - r**2)`` (the inverse-variance weight of a predictor that correlates ``r`` with the
 truth). The final weights stack the parts (Breiman's stacked regression): non-negative least squares of the
@@ -170,7 +171,8 @@ def _raw(x: PartInputs, base: np.ndarray, features: str) -> np.ndarray:
 
 def fit_residual(x: PartInputs, base: np.ndarray, y: np.ndarray, photostats: bool = True
                  ) -> tuple[Residual, np.ndarray]:  # fmt: skip
-    """The residual part on the support set: (model, leave-one-out predictions of the support ratings)."""
+    """The residual part on the support set: (model, held-back predictions of the support ratings: the population
+    score plus the leave-one-out deviations, :attr:`piaa.stats.LooRidge.loo_dev`)."""
     rule = "1se" if len(y) < MIN_RATINGS_MIN_RULE else "min"
     sets = [f for f in FEATURE_SETS if photostats or "stats" not in f]
     if x.stats is None:
@@ -184,7 +186,7 @@ def fit_residual(x: PartInputs, base: np.ndarray, y: np.ndarray, photostats: boo
             coef = r.coef / scale
             best = (Residual(features, coef, r.intercept - float(mean @ coef), r.alpha), r)
     model, r = best
-    return model, base + r.loo_pred
+    return model, base + r.loo_dev
 
 
 def _block_standardiser(raw: np.ndarray, x: PartInputs, features: str) -> tuple[np.ndarray, np.ndarray]:

@@ -46,11 +46,18 @@ class LooRidge:
     ``(y - Hy)_i / (1 - H_ii)``. Keeps the primal ``coef``/``intercept`` (``predict``), the chosen ``alpha``, its
     mean squared LOO error ``loo_error`` and the leave-one-out predictions of the training rows ``loo_pred`` (what
     an honest held-back check of the fit sees).
+
+    ``loo_dev``: the same predictions less each fold's own intercept, ``loo_pred_i - mean(y without i)``: what the
+    fit on the other rows says about row i *relative to them*. Ranked against the targets, ``loo_pred`` is biased
+    towards -1 on few rows: its intercept, the mean of the other rows' targets, falls as ``y_i`` rises (a heavily
+    shrunk fit predicts little else). ``loo_dev`` has no such term, and no row's target enters its own value.
     """
 
-    def __init__(self, coef: np.ndarray, intercept: float, alpha: float, loo_error: float, loo_pred: np.ndarray):
+    def __init__(self, coef: np.ndarray, intercept: float, alpha: float, loo_error: float, loo_pred: np.ndarray,
+                 loo_dev: np.ndarray | None = None):  # fmt: skip
         self.coef, self.intercept, self.alpha = coef, float(intercept), float(alpha)
         self.loo_error, self.loo_pred = float(loo_error), loo_pred
+        self.loo_dev = loo_dev
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, alphas: Sequence[float], rule: str = "min") -> LooRidge:
@@ -79,7 +86,8 @@ class LooRidge:
         err, _, a, resid = least
         dual = q @ (qty / (w + a))
         coef = xc.T @ dual
-        return cls(coef, my - float(mx @ coef), a, err, y - resid)
+        loo = y - resid
+        return cls(coef, my - float(mx @ coef), a, err, loo, loo - (n * my - y) / (n - 1))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float64) @ self.coef + self.intercept

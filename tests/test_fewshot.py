@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from eval.fewshot import PRIOR_AGREEMENT, combine, normal_scores, part_weights
-from piaa.stats import LooRidge
+from piaa.stats import LooRidge, srocc
 
 
 def test_normal_scores_are_scale_free():
@@ -80,6 +80,22 @@ def test_loo_ridge_predictions_and_the_one_se_rule():
     assert LooRidge.fit(x, y, alphas, rule="1se").alpha >= r.alpha
     with pytest.raises(ValueError, match="rule"):
         LooRidge.fit(x, y, alphas, rule="max")
+
+
+def test_loo_deviations_carry_no_intercept_artefact():
+    """A heavily shrunk fit predicts each held-out row by the other rows' mean, which falls as the row's own target
+    rises: ranked against the targets its leave-one-out predictions read as a reversal (-1) on noise. The
+    deviations (prediction less that mean) do not; row by row they are what the refit without the row says."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(10, 30)), rng.normal(size=10)
+    shrunk = LooRidge.fit(x, y, (1e9,))
+    assert srocc(shrunk.loo_pred, y) < -0.99
+    assert np.abs(shrunk.loo_dev).max() < 1e-6  # nothing learned: no ranking at all, not a reversed one
+    r = LooRidge.fit(x, y, (1.0,))
+    for i in (0, 7):
+        keep = np.arange(10) != i
+        refit = LooRidge.fit(x[keep], y[keep], (1.0,)).predict(x[i : i + 1])[0]
+        assert r.loo_dev[i] == pytest.approx(refit - y[keep].mean())
 
 
 # ------------------------------------------------------------------------------- the model on real models
