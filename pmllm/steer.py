@@ -23,6 +23,11 @@ wordings - mean score over the dislike wordings``.
 * property probe: Spearman of the shift with the measured property (:func:`piaa.photostats.attributes`).
   Target ``Spearman >= 0.5``.
 * baseline: the same statistic on the empty profile's scores (how the model ranks the pictures with no text).
+* what the user sees (``seen_like`` / ``seen_dislike``): the AUC and the Spearman say the shift goes the right way,
+  not whether it is large enough to beat the model's prior. Content: the labelled pictures' mean percentile rank
+  among all pictures (1 = top) under the like wordings and under the dislike wordings; property: the Spearman of
+  the scores themselves with the property under each. ``sides_ok``: like above the middle (> 0.5; property > 0)
+  and dislike below it (< 0.5; property < 0), i.e. "I can't stand X" puts X in the lower half.
 
 **Clause set** (``pmllm/data/steer_clauses.csv``): hand-written clauses (plain, negation, intensity, tolerance,
 questions, hedges, idioms, and the two halves of contrast sentences as :func:`pmllm.taste_text.split_clauses` cuts
@@ -144,6 +149,15 @@ def shift(like: np.ndarray, dislike: np.ndarray) -> np.ndarray:
     return np.asarray(like, dtype=np.float64).mean(axis=0) - np.asarray(dislike, dtype=np.float64).mean(axis=0)
 
 
+def mean_percentile(scores: Sequence[np.ndarray], labels: Sequence[bool]) -> float:
+    """Where a user sees the labelled pictures: their mean percentile rank among all pictures (0 = bottom,
+    1 = top, ties share their average rank), averaged over the wordings' ``scores``."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(labels, dtype=bool)
+    return float(np.mean([((rankdata(s) - 1) / max(len(s) - 1, 1))[y].mean() for s in scores]))
+
+
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman rank correlation (0.0 when undefined), :func:`piaa.stats.srocc`."""
     from piaa.stats import srocc
@@ -211,14 +225,22 @@ def probe_rows(probes: dict, photos: list, attrs: list[dict], scores: dict[str, 
             continue
         s = shift([scores[t] for t in p["like"]], [scores[t] for t in p["dislike"]])
         value = auc(s, labels)
+        side = {"seen_like": mean_percentile([scores[t] for t in p["like"]], labels),
+                "seen_dislike": mean_percentile([scores[t] for t in p["dislike"]], labels),
+                "seen_empty": mean_percentile([base], labels)}  # fmt: skip
+        side["sides_ok"] = bool(side["seen_like"] > 0.5 > side["seen_dislike"])
         rows.append({**row, "value": value, "baseline": auc(base, labels), "passed": bool(value >= TARGET_AUC),
-                     "mean_shift_labelled": float(s[labels].mean()), "mean_shift_other": float(s[~labels].mean()),
-                     "shift": s.tolist()})  # fmt: skip
+                     **side, "mean_shift_labelled": float(s[labels].mean()),
+                     "mean_shift_other": float(s[~labels].mean()), "shift": s.tolist()})  # fmt: skip
     for p in probes.get("property", []):
         prop = np.array([a[p["attribute"]] for a in attrs])
         s = shift([scores[t] for t in p["like"]], [scores[t] for t in p["dislike"]])
         value = spearman(s, prop)
+        like = float(np.mean([spearman(scores[t], prop) for t in p["like"]]))
+        dislike = float(np.mean([spearman(scores[t], prop) for t in p["dislike"]]))
         rows.append({"probe": p["name"], "kind": "property", "metric": "Spearman", "target": TARGET_SPEARMAN,
+                     "seen_like": like, "seen_dislike": dislike, "seen_empty": spearman(base, prop),
+                     "sides_ok": bool(like > 0 > dislike),
                      "attribute": p["attribute"], "value": value, "baseline": spearman(base, prop),
                      "passed": bool(value >= TARGET_SPEARMAN), "mean_shift": float(s.mean()),
                      "shift": s.tolist()})  # fmt: skip
@@ -228,7 +250,7 @@ def probe_rows(probes: dict, photos: list, attrs: list[dict], scores: dict[str, 
 def format_table(rows: list[dict]) -> str:
     """The printed table: one row per probe."""
     head = (f"{'probe':<14} {'kind':<8} {'n+':>3} {'metric':<8} {'value':>6} {'target':>7} {'pass':<5} "
-            f"{'empty-profile':>13}  mean shift")  # fmt: skip
+            f"{'empty-profile':>13}  {'seen like/dislike':<18} {'sides':<5}  mean shift")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in rows:
         n = str(r["n_labelled"]) if r["kind"] == "content" else "-"
@@ -240,9 +262,10 @@ def format_table(rows: list[dict]) -> str:
             ms = f"{r['mean_shift_labelled']:+.3f} labelled / {r['mean_shift_other']:+.3f} other"
         else:
             ms = f"{r['mean_shift']:+.3f} ({r['attribute']})"
+        seen = f"{r['seen_like']:+.2f} / {r['seen_dislike']:+.2f}"
         lines.append(f"{r['probe']:<14} {r['kind']:<8} {n:>3} {r['metric']:<8} {r['value']:>6.3f} "
                      f"{'>= ' + format(r['target'], '.2f'):>7} {'PASS' if r['passed'] else 'FAIL':<5} "
-                     f"{r['baseline']:>13.3f}  {ms}")  # fmt: skip
+                     f"{r['baseline']:>13.3f}  {seen:<18} {'ok' if r['sides_ok'] else 'NO':<5}  {ms}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -250,19 +273,25 @@ def readme_block(result: dict) -> str:
     """The README's steerability block (``--readme``): one row per probe and the reader's accuracy."""
     lines = [f"Real pictures ({result.get('photos', 'no photos')}), checkpoint `{result['checkpoint']}`; made by "
              "`python -m pmllm.steer --out pmllm/results/steer.json --readme README.md`.", "",
-             "| probe | kind | metric | value | target | empty profile |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "| probe | kind | metric | value | target | empty profile | seen: like / dislike / empty | on its side |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in result.get("probes", []):
         value = "n/a" if r["value"] is None else f"{r['value']:.3f}"
         base = "" if r.get("baseline") is None else f"{r['baseline']:.3f}"
-        lines.append(f"| {r['probe']} | {r['kind']} | {r['metric']} | {value} | ≥ {r['target']:.2f} | {base} |")
+        seen = side = ""
+        if r.get("seen_like") is not None:
+            seen = f"{r['seen_like']:.2f} / {r['seen_dislike']:.2f} / {r['seen_empty']:.2f}"
+            side = "yes" if r["sides_ok"] else "**no**"
+        lines.append(f"| {r['probe']} | {r['kind']} | {r['metric']} | {value} | ≥ {r['target']:.2f} | {base} | {seen} "
+                     f"| {side} |")  # fmt: skip
     if "clauses" in result:
         acc = result["clauses"]["all"]
         pol, grp, both = (100 * acc[k] for k in ("polarity_ok", "concept_group", "both"))
         lines.append(f"| clause reader ({acc['n']} clauses; polarity {pol:.1f} %, concept group {grp:.1f} %) | both | "
-                     f"accuracy | {both:.1f} % | ≥ 90 % | |")  # fmt: skip
+                     f"accuracy | {both:.1f} % | ≥ 90 % | | | |")  # fmt: skip
         for name, later in result["clauses"].get("later_sets", {}).items():
             lines.append(f"| clause reader, {name} set ({later['n']} clauses written later) | both | accuracy | "
-                         f"{100 * later['both']:.1f} % | ≥ 90 % | |")  # fmt: skip
+                         f"{100 * later['both']:.1f} % | ≥ 90 % | | | |")  # fmt: skip
     return "\n".join(lines)
 
 
