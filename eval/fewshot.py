@@ -11,22 +11,22 @@ Parts (each predicts the user's score of a photo):
   who likes what most people dislike can be followed). The feature set and the penalty are picked by exact
   leave-one-out error on the support set (:class:`piaa.stats.LooRidge`).
 
-The rule (:func:`part_weights`, the one place it lives; ``eval.run``, the demo and ``piaa score --user`` all reach
-it through :class:`FewShot`). Each part's agreement with the user is measured on support ratings it did not see:
-the profile part's predictions of the rated photos, the taskvec part's k-fold out-of-fold predictions (each fold's
-fit solved on a first-order model of the scores around the fit on all ratings, one Jacobian for every fold:
-:meth:`taskvec.model.PersonalizedScorer.held_back`; ``held_back="refit"`` refits each fold), the residual
-part's leave-one-out predictions less each fold's own intercept (:attr:`piaa.stats.LooRidge.loo_dev`: on few
-ratings the other ratings' mean alone would read as a reversal of the user). With ``rho`` the Spearman of those predictions with the ratings, shrunk towards a
-prior agreement ``rho0`` by ``m`` pseudo-ratings, ``r = (k * rho + m * rho0) / (k + m)``, a part's *agreement
-weight* is ``max(r, 0) / (1 - r**2)`` (the inverse-variance weight of a predictor that correlates ``r`` with the
-truth). The final weights stack the parts (Breiman's stacked regression): non-negative least squares of the
-ratings' normal scores on the parts' held-back normal scores, pulled towards the agreement weights by ``lam``
-pseudo-ratings, so with few ratings the agreement weights rule and with many the fit accounts for parts that say
-the same thing. The combined score is the weighted mean of the parts' normal scores (ranks -> standard-normal
-quantiles). A part whose ranking contradicts the ratings gets weight 0: its shrunk agreement is <= 0, or its own
-held-back Spearman lies below ``-CONTRADICTION_Z / sqrt(k - 1)`` (the ratings reverse it beyond chance, whatever
-the prior says). With no ratings the profile ranks alone.
+The rule (:func:`part_weights`, the one place it lives; ``eval.run``, the demo and ``piaa score --user`` all reach it
+through :class:`FewShot`). Each part's agreement with the user is measured on support ratings it did not see: the
+profile part's predictions of the rated photos, the taskvec part's k-fold out-of-fold predictions (each fold's fit
+solved on a first-order model of the scores around the fit on all ratings, one Jacobian for every fold:
+:meth:`taskvec.model.PersonalizedScorer.held_back`; ``held_back="refit"`` refits each fold), the residual part's
+leave-one-out predictions less each fold's own intercept (:attr:`piaa.stats.LooRidge.loo_dev`: on few ratings the
+other ratings' mean alone would read as a reversal of the user). With ``rho`` the Spearman of those predictions with
+the ratings, shrunk towards a prior agreement ``rho0`` by ``m`` pseudo-ratings, ``r = (k * rho + m * rho0) / (k +
+m)``, a part's *agreement weight* is ``max(r, 0) / (1 - r**2)`` (the inverse-variance weight of a predictor that
+correlates ``r`` with the truth). The final weights stack the parts (Breiman's stacked regression): non-negative
+least squares of the ratings' normal scores on the parts' held-back normal scores, pulled towards the agreement
+weights by ``lam`` pseudo-ratings, so with few ratings the agreement weights rule and with many the fit accounts for
+parts that say the same thing. The combined score is the weighted mean of the parts' normal scores (ranks ->
+standard-normal quantiles). A part whose ranking contradicts the ratings gets weight 0: its shrunk agreement is <= 0,
+or its own held-back Spearman lies below ``-CONTRADICTION_Z / sqrt(k - 1)`` (the ratings reverse it beyond chance,
+whatever the prior says). With no ratings the profile ranks alone.
 Nothing here ever sees query ratings: every weight, penalty and feature set comes from the support set. The
 constants were chosen on a different simulated world (seed 1), never on the users results are reported for
 (``taskvec/MODEL_CARD.md``, "Few-shot model of parts"). Library module, no entry point.

@@ -8,9 +8,11 @@ positions after the profile (the per-photo suffix) it computes
     h <- h + alpha * g * a                           # alpha: per-channel scale, initialised to exactly 0
 
 where ``p`` is the user's profile representation (mean-pooled frozen hidden state over the profile tokens, then
-:class:`ProfileProjector`). Because ``alpha`` starts at 0 the untrained model adds exact zeros: it reproduces the
-frozen LLM bit for bit (tested). The design follows the paper's description (gated cross-attention from the LLM's
-evolving hidden states to visual tokens, selection conditioned on the profile); the equations are ours.
+:class:`ProfileProjector`; with ``gate_vocab``/``gate_text`` in the config it also reads the profile code, the
+encoded fields and the free text's taste code, through a zero-initialised projection). Because ``alpha`` starts at 0
+the untrained model adds exact zeros: it reproduces the frozen LLM bit for bit (tested). The design follows the
+paper's description (gated cross-attention from the LLM's evolving hidden states to visual tokens, selection
+conditioned on the profile); the equations are ours.
 
 Library module, no entry point.
 """

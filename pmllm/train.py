@@ -1,7 +1,8 @@
 """Train pmllm's fusion modules (and projectors; optionally LoRA) on the training users of a ratings table.
 
     python -m pmllm.train --ratings WORLD/ratings --users-from WORLD/folds.json --fold 0 \\
-        --out pmllm/checkpoints/default [--epochs 2] [--images-per-step 32] [--lora 0] [--resume]
+        --out pmllm/checkpoints/default [--epochs 2] [--images-per-step 32] [--lora 0] [--resume] \\
+        [--gate-code none|fields|fields+text]   # what the fusion gates see besides the pooled LLM state
 
 Multi-GPU: ``accelerate launch --num_processes 4 -m pmllm.train ...`` (each process takes a disjoint share of the
 steps; gradients of the trainable parts are averaged by DDP). bf16 autocast on GPU, fp32 on CPU.
@@ -189,7 +190,8 @@ def train(args: argparse.Namespace) -> Path:
             idx = [img_index[ratings.at[r, "image"]] for r in rows]
             y = torch.tensor(ratings.loc[rows, "score"].to_numpy(), dtype=torch.float32, device=acc.device)
         with acc.autocast():
-            logits = model(prompt, tokens[idx].to(acc.device, torch.float32), None if code is None else code.gate).float()
+            gate = None if code is None else code.gate
+            logits = model(prompt, tokens[idx].to(acc.device, torch.float32), gate).float()
         ce = -(soft_targets(y, scale) * F.log_softmax(logits, dim=-1)).sum(-1).mean()
         expected, _ = readout(logits, None)
         rank = pairwise_rank_loss(expected, y)

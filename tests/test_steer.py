@@ -133,7 +133,8 @@ def test_probe_rows_on_made_up_scores():
     assert rows["bright"]["kind"] == "property" and rows["bright"]["value"] < 0.5 and not rows["bright"]["passed"]
     assert "FAIL" in steer.format_table(list(rows.values())) and "n/a" in steer.format_table(list(rows.values()))
     # what the user sees: the animals stay on top under the dislike wordings too (ranks 7, 6, 5 of 7)
-    assert rows["animal"]["seen_like"] == pytest.approx(5 / 6) and rows["animal"]["seen_dislike"] == pytest.approx(5 / 6)
+    animal = rows["animal"]
+    assert animal["seen_like"] == pytest.approx(5 / 6) and animal["seen_dislike"] == pytest.approx(5 / 6)
     assert rows["animal"]["seen_empty"] == pytest.approx(0.5) and not rows["animal"]["sides_ok"]
     assert rows["bright"]["seen_dislike"] == pytest.approx(-1.0) and rows["bright"]["seen_like"] < 0
     assert not rows["bright"]["sides_ok"] and " NO " in steer.format_table(list(rows.values()))
@@ -188,6 +189,7 @@ def test_readme_block_lists_every_probe_and_the_reader():
               "clauses": {"all": {"n": 10, "polarity_ok": 0.9, "concept_group": 0.8, "both": 0.7},
                           "later_sets": {"blind": {"n": 5, "both": 0.6}}}}  # fmt: skip
     block = readme_block(result)
-    assert "| animal | content | AUC | 0.900 | ≥ 0.85 | 0.800 | 0.80 / 0.30 / 0.60 | yes |" in block and "| food | content | AUC | n/a |" in block
+    assert "| animal | content | AUC | 0.900 | ≥ 0.85 | 0.800 | 0.80 / 0.30 / 0.60 | yes |" in block
+    assert "| food | content | AUC | n/a |" in block
     assert "| clause reader (10 clauses; polarity 90.0 %, concept group 80.0 %) | both | accuracy | 70.0 % |" in block
     assert "| clause reader, blind set (5 clauses written later) | both | accuracy | 60.0 % |" in block
