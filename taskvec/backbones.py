@@ -86,6 +86,18 @@ class LiteTail(nn.Module):
         tokens = h.flatten(2).transpose(1, 2).reshape(-1, c).float()  # (B * P, C), contiguous: one 2-D GEMM
         return (tokens @ weight.flatten(1).t().float()).reshape(b, -1, weight.shape[0])
 
+    @torch.no_grad()
+    def first_stack(self, h: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
+        """:meth:`first` for each of ``weights`` -> (len(weights), B, H*W, 1280), no gradient: each product is
+        written straight into its slice of the result (no second copy of the stack: the per-user cache of the fast
+        recipe, built about a fifth faster than by stacking)."""
+        b, c = h.shape[:2]
+        tokens = h.flatten(2).transpose(1, 2).reshape(-1, c).float()  # (B * P, C), contiguous: one 2-D GEMM each
+        out = torch.empty(len(weights), len(tokens), weights[0].shape[0], dtype=tokens.dtype, device=tokens.device)
+        for w, o in zip(weights, out):
+            torch.matmul(tokens, w.flatten(1).t().float(), out=o)
+        return out.view(len(weights), b, -1, weights[0].shape[0])
+
     def rest(self, y: torch.Tensor) -> torch.Tensor:
         """(B, P, 1280) conv_head output -> pooled (B, 1280): frozen-stat BN, ReLU6, mean over positions."""
         b, p, c = y.shape

@@ -235,7 +235,7 @@ class FirstLinearCache:
         self.key = f"tail.{tail.first_linear}"
         with torch.no_grad():
             w = [ts.base[self.key]] + list(ts.taus[self.key])
-            self.stack = torch.stack([tail.first(feats.float(), wi) for wi in w])  # (T+1, k, P, C)
+            self.stack = tail.first_stack(feats.float(), w)  # (T+1, k, P, C)
 
     def __len__(self) -> int:
         return self.stack.shape[1]

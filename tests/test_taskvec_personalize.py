@@ -71,6 +71,20 @@ def test_fast_cache_is_exact(world):
     assert torch.allclose(direct, via, atol=1e-5)
 
 
+def test_cache_stack_is_each_weights_own_product(world):
+    """The cache is built into one preallocated stack: bit for bit the stack of each weight's own 1x1 conv."""
+    ts, feats, _ = world
+    tail = ts.model.tail
+    weights = [ts.base["tail.conv_head.weight"], *ts.taus["tail.conv_head.weight"]]
+    stacked = tail.first_stack(feats[:9].float(), weights)
+    tokens = feats[:9].float().flatten(2).transpose(1, 2)  # (B, P, C)
+    b, p, c = tokens.shape
+    own = torch.stack([(tokens.reshape(-1, c) @ w.flatten(1).t()).reshape(b, p, -1) for w in weights])
+    assert stacked.shape == (len(weights), b, p, weights[0].shape[0])
+    assert torch.equal(stacked, own) and torch.equal(FirstLinearCache(ts, feats[:9].float()).stack, stacked)
+    assert torch.equal(tail.first(feats[:9].float(), weights[1]), own[1])
+
+
 def test_shared_first_cache_rows_give_the_same_fit(world, monkeypatch):
     """A fold's fit on rows of one shared cache equals the fit that builds its own cache."""
     from taskvec.personalize import first_linear_cache
