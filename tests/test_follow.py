@@ -38,3 +38,34 @@ def test_main_counts_only_readable_pictures_and_says_which_were_left_out(tmp_pat
     assert "left out" in err and "cut.jpg" in err and "empty.jpg" in err and "notes.jpg" in err
     assert f"{follow.SHOTS[-1] + 2} readable pictures" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_ceiling_is_one_for_a_property_and_sqrt_3p1mp_for_a_class():
+    rng = np.random.default_rng(0)
+    assert follow.ceiling(rng.normal(size=40)) == 1.0
+    label = np.zeros(85)
+    label[rng.permutation(85)[:15]] = 1
+    best = follow.ceiling(label)
+    assert abs(best - np.sqrt(3 * (15 / 85) * (70 / 85))) < 0.02 and best < 0.7
+    # no order of the pictures does better than the ceiling, and a perfect one reaches it
+    from piaa.stats import srocc
+
+    assert max(srocc(rng.permutation(85), label) for _ in range(200)) < best
+    assert srocc(label * 10 + rng.random(85), label) == best
+
+
+def test_content_tastes_take_each_class_with_enough_pictures():
+    contents = ["animal"] * 6 + ["food"] * 4 + ["abstract"] * 9 + ["nope"] * 7
+    tastes = follow.content_tastes(contents)
+    assert list(tastes) == ["animal"]  # food has too few pictures, abstract is already a taste, nope has no sentence
+    assert tastes["animal"][1] == "content:animal" and "animals" in tastes["animal"][0]
+    values = follow.taste_values(np.zeros((len(contents), 8)), contents, "animal", tastes)
+    assert values.sum() == 6 and follow.content_tastes(None) == {}
+
+
+def test_readme_takes_only_the_default_check(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as err:
+        follow.main(["--content", "all", "--readme", str(tmp_path / "README.md")])
+    assert err.value.code == 2 and "--readme takes" in capsys.readouterr().err
