@@ -50,7 +50,8 @@ def taste_figure(alpha: tuple[list[str], list[float]] | None):
     ax = fig.add_subplot()
     ax.barh(tasks[::-1], values[::-1], color=["#d9822b" if v >= 0 else "#4a7ab7" for v in values[::-1]])
     ax.axvline(0, color="0.4", lw=0.8)
-    ax.set_xlabel("mean merging coefficient (alpha)")
+    ax.set_xlabel("mean merging coefficient (orange: a taste you share)")
+    fig.get_layout_engine().set(h_pad=0.4)  # inches above the bars: gradio's label covers the plot's top edge
     return fig
 
 

@@ -237,13 +237,21 @@ PART_LABELS = {"profile": "your description", "taskvec": "task vectors fitted to
 
 
 def weights_note(user) -> str:
-    """One line for the page: how much each part counts and how well it predicted ratings it had not seen."""
+    """One line for the page: how much each part counts and how well it predicted ratings it had not seen (below
+    :data:`eval.fewshot.MIN_CV` ratings that agreement only moves a part's usual weight: the page says so)."""
+    from eval.fewshot import MIN_CV
+
     w = user.config.weights
     total = sum(w.values()) or 1.0
+    k = user.config.k
     parts = []
     for name, weight in sorted(w.items(), key=lambda t: -t[1]):
         agree = user.config.agreement.get(name)
-        seen = f" (rank agreement {agree:+.2f} with ratings it did not see)" if agree == agree and agree else ""
+        seen = ""
+        if agree == agree and agree and k >= MIN_CV:  # NaN: not checked; 0: nothing to say
+            seen = f" (rank agreement {agree:+.2f} with ratings it did not see)"
+        elif agree == agree and agree:
+            seen = f" (rank agreement {agree:+.2f} on {k} rating(s): too few to overrule its usual weight)"
         parts.append(f"{PART_LABELS.get(name, name)} {100 * weight / total:.0f}%{seen}")
     return (f"Personalized with {user.config.k} rating(s). How much each part counts: " + "; ".join(parts)
             + f". Fit took {user.config.seconds:.2f} s.")  # fmt: skip

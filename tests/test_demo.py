@@ -92,6 +92,24 @@ def test_service_zero_shot_and_personalize(service, tmp_path):
     assert np.array_equal(same, s_warm) and "equal" in note and nobody is None
 
 
+def test_weights_note_says_when_ratings_are_too_few_to_overrule_a_part():
+    from types import SimpleNamespace
+
+    from demo.service import weights_note
+    from eval.fewshot import MIN_CV
+
+    def note(k, agree):
+        cfg = SimpleNamespace(k=k, weights={"profile": 0.6, "taskvec": 0.4}, seconds=0.1,
+                              agreement={"profile": agree, "taskvec": float("nan")})  # fmt: skip
+        return weights_note(SimpleNamespace(config=cfg))
+
+    few = note(2, -1.0)  # two ratings in reverse of the description: shown, and said to be too few to overrule it
+    assert "your description 60% (rank agreement -1.00 on 2 rating(s): too few to overrule" in few
+    assert "task vectors fitted to your ratings 40%." in few  # unchecked (NaN): no agreement shown
+    many = note(MIN_CV, 0.5)
+    assert "rank agreement +0.50 with ratings it did not see" in many and "too few" not in many
+
+
 def test_few_shot_fit_follows_a_brightness_taste(service, tmp_path):
     paths = edited_photos(tmp_path, 12)
     bright = np.array([np.asarray(load_image(p).convert("L"), dtype=float).mean() for p in paths])
