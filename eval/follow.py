@@ -168,9 +168,10 @@ def render(rows: list[dict], source: str) -> str:
     lines = [f"Real-photo following check ({source}; synthetic tastes, measured, not simulated raters): Spearman "
              "of the shown order of the unrated pictures with the taste, mean ± SD over random draws of the rated "
              "ones; zero-shot = pmllm from the taste's sentence on the same pictures; best possible = the Spearman "
-             "of a perfect order (below 1 for a content class, whose pictures tie).", "",
-             "| taste | k | shown (with photo stats) | shown (without) | zero-shot | best possible |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+             "of a perfect order (below 1 for a content class, whose pictures tie); draws = the random draws that "
+             "rated pictures of more than one rating (a draw whose ratings are all equal is left out).", "",
+             "| taste | k | draws | shown (with photo stats) | shown (without) | zero-shot | best possible |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     by = {(r["taste"], r["shots"], r["photostats"]): r for r in rows}
     for taste in dict.fromkeys(r["taste"] for r in rows):
         for k in SHOTS:
@@ -178,8 +179,10 @@ def render(rows: list[dict], source: str) -> str:
             if a is None:
                 continue
             name = taste if a.get("n_taste") is None else f"{taste} ({a['n_taste']} pictures)"
-            lines.append(f"| {name} | {k} | {a['shown']:.3f} ± {a['shown_sd']:.3f} | {b['shown']:.3f} ± "
-                         f"{b['shown_sd']:.3f} | {a['zero_shot']:.3f} | {a['ceiling']:.2f} |")  # fmt: skip
+            cells = [name, k, a["repeats"], f"{a['shown']:.3f} ± {a['shown_sd']:.3f}",
+                     f"{b['shown']:.3f} ± {b['shown_sd']:.3f}", f"{a['zero_shot']:.3f}",
+                     f"{a['ceiling']:.2f}"]  # fmt: skip
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
