@@ -18,8 +18,8 @@ Pictures: the real photo pool (``make photos``), all of it; or ``--photos DIR`` 
 seen; the content taste needs a ``content`` label and is skipped there; a picture that cannot be decoded is named and
 left out). Run::
 
-    python -m eval.follow --out results/follow [--readme README.md]   # ~5 min on 2 cores; table, JSON and a plot
-    python -m eval.follow --content all --out results/follow-classes    # every content class (~10 min)
+    python -m eval.follow --out results/follow [--readme README.md]   # ~1 min on 2 cores; table, JSON and a plot
+    python -m eval.follow --content all --out results/follow-classes    # every content class (~2 min)
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def load_pictures(folder: str | None, work: Path) -> tuple[list[Path], list[str]
 def ceiling(values: np.ndarray) -> float:
     """The best Spearman any strict order of the pictures can reach with ``values``: 1 for a measured property;
     for a content class (a 0/1 label, tied within each group) about ``sqrt(3 p (1 - p))`` with ``p`` the class
-    share (0.64 for 15 of 85 pictures, 0.47 for 7)."""
+    share (0.66 for 15 of 85 pictures, 0.47 for 7)."""
     from scipy.stats import rankdata
 
     from piaa.stats import srocc
@@ -156,12 +156,19 @@ def run_check(paths, contents, stats: np.ndarray, repeats: int, seed: int, taste
                 got.append(srocc(shown[rest], values[rest]))
                 base.append(srocc(zero[rest], values[rest]))
                 best.append(ceiling(values[rest]))
+            if not got:  # every draw rated only pictures of one kind (a small class): nothing to report
+                continue
             rows.append({"taste": taste, "shots": k, "photostats": ps, "n_pictures": len(paths),
-                         "n_taste": int(np.sum(values > 0)) if tastes[taste][1].startswith("content:") else None,
-                         "ceiling": float(np.mean(best)) if best else float("nan"),
+                         "n_taste": int(np.sum(values != 0)) if tastes[taste][1].startswith("content:") else None,
+                         "ceiling": float(np.mean(best)),
                          "repeats": len(got), "shown": float(np.mean(got)), "shown_sd": float(np.std(got)),
                          "zero_shot": float(np.mean(base)), "zero_shot_sd": float(np.std(base))})  # fmt: skip
     return rows
+
+
+def _mean_sd(row: dict) -> str:
+    """``mean ± SD`` of a row's shown Spearman; one draw has no SD."""
+    return f"{row['shown']:.3f} ± {row['shown_sd']:.3f}" if row["repeats"] > 1 else f"{row['shown']:.3f} (1 draw)"
 
 
 def render(rows: list[dict], source: str) -> str:
@@ -179,9 +186,7 @@ def render(rows: list[dict], source: str) -> str:
             if a is None:
                 continue
             name = taste if a.get("n_taste") is None else f"{taste} ({a['n_taste']} pictures)"
-            cells = [name, k, a["repeats"], f"{a['shown']:.3f} ± {a['shown_sd']:.3f}",
-                     f"{b['shown']:.3f} ± {b['shown_sd']:.3f}", f"{a['zero_shot']:.3f}",
-                     f"{a['ceiling']:.2f}"]  # fmt: skip
+            cells = [name, k, a["repeats"], _mean_sd(a), _mean_sd(b), f"{a['zero_shot']:.3f}", f"{a['ceiling']:.2f}"]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -197,7 +202,10 @@ def plot(rows: list[dict], out: Path, k: int = 10) -> Path:
     content = [t for t in dict.fromkeys(r["taste"] for r in rows) if any(
         r["taste"] == t and r.get("n_taste") is not None for r in rows)]  # fmt: skip
     props = [t for t in dict.fromkeys(r["taste"] for r in rows) if t not in content]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    if content:
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [3, 2]})
+    else:  # pictures without content labels (--photos DIR): the measured tastes alone
+        fig, ax = plt.subplots(figsize=(7, 4))
     for i, taste in enumerate(props):
         color = f"C{i}"
         for ps, style in ((True, "-o"), (False, ":s")):
@@ -209,6 +217,17 @@ def plot(rows: list[dict], out: Path, k: int = 10) -> Path:
     ax.set(xlabel="ratings (k)", ylabel="Spearman, unrated pictures", xticks=list(SHOTS),
            title="Light and colour tastes (dashed: zero-shot)")  # fmt: skip
     ax.legend(fontsize=7, ncol=2)
+    if content:
+        _content_panel(bx, rows, content, k)
+    fig.tight_layout()
+    path = out / "follow.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _content_panel(bx, rows: list[dict], content: list[str], k: int) -> None:
+    """Per content class: zero-shot, the shown order after ``k`` ratings, the best possible Spearman."""
     at = {r["taste"]: r for r in rows if r["shots"] == k and r["photostats"] is True and r["taste"] in content}
     names = [t for t in content if t in at]
     pos = np.arange(len(names))
@@ -219,12 +238,7 @@ def plot(rows: list[dict], out: Path, k: int = 10) -> Path:
            title="'I love photos of X': one content class")  # fmt: skip
     bx.axvline(0, color="k", lw=0.5)
     bx.set_ylim(max(len(names), 3) - 0.5, -0.5)  # top to bottom; thin bars when there are few classes
-    bx.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = out / "follow.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    bx.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
 
 
 def readable(paths: list[Path], contents: list[str] | None):
