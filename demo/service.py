@@ -248,12 +248,14 @@ def weights_note(user) -> str:
     for name, weight in sorted(w.items(), key=lambda t: -t[1]):
         agree = user.config.agreement.get(name)
         seen = ""
-        if agree == agree and agree and k >= MIN_CV:  # NaN: not checked; 0: nothing to say
-            seen = f" (rank agreement {agree:+.2f} with ratings it did not see)"
-        elif agree == agree and agree:
-            seen = f" (rank agreement {agree:+.2f} on {k} rating(s): too few to overrule its usual weight)"
+        if agree == agree and agree:  # NaN: not checked; 0: nothing to say
+            seen = (
+                f" (rank agreement {agree:+.2f} with ratings it did not see)"
+                if k >= MIN_CV
+                else f" (rank agreement {agree:+.2f} on {k} rating(s): too few to overrule its usual weight)"
+            )
         parts.append(f"{PART_LABELS.get(name, name)} {100 * weight / total:.0f}%{seen}")
-    return (f"Personalized with {user.config.k} rating(s). How much each part counts: " + "; ".join(parts)
+    return (f"Personalized with {k} rating(s). How much each part counts: " + "; ".join(parts)
             + f". Fit took {user.config.seconds:.2f} s.")  # fmt: skip
 
 

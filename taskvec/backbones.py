@@ -70,6 +70,11 @@ class LiteTrunk(nn.Module):
         return x
 
 
+def _tokens(h: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B * H * W, C) float32, contiguous: a 1x1 conv on it is one 2-D GEMM."""
+    return h.flatten(2).transpose(1, 2).reshape(-1, h.shape[1]).float()
+
+
 class LiteTail(nn.Module):
     """Trailing MBConv blocks + 1x1 conv_head + BN (frozen stats) + ReLU6 + global average pool -> (B, 1280)."""
 
@@ -82,21 +87,18 @@ class LiteTail(nn.Module):
 
     def first(self, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) trunk output -> (B, H*W, 1280) output of the 1x1 conv with ``weight`` (linear in it)."""
-        b, c = h.shape[:2]
-        tokens = h.flatten(2).transpose(1, 2).reshape(-1, c).float()  # (B * P, C), contiguous: one 2-D GEMM
-        return (tokens @ weight.flatten(1).t().float()).reshape(b, -1, weight.shape[0])
+        return (_tokens(h) @ weight.flatten(1).t().float()).reshape(len(h), -1, weight.shape[0])
 
     @torch.no_grad()
     def first_stack(self, h: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
         """:meth:`first` for each of ``weights`` -> (len(weights), B, H*W, 1280), no gradient: each product is
         written straight into its slice of the result (no second copy of the stack: the per-user cache of the fast
         recipe, built about a fifth faster than by stacking)."""
-        b, c = h.shape[:2]
-        tokens = h.flatten(2).transpose(1, 2).reshape(-1, c).float()  # (B * P, C), contiguous: one 2-D GEMM each
+        tokens = _tokens(h)
         out = torch.empty(len(weights), len(tokens), weights[0].shape[0], dtype=tokens.dtype, device=tokens.device)
         for w, o in zip(weights, out):
             torch.matmul(tokens, w.flatten(1).t().float(), out=o)
-        return out.view(len(weights), b, -1, weights[0].shape[0])
+        return out.view(len(weights), len(h), -1, weights[0].shape[0])
 
     def rest(self, y: torch.Tensor) -> torch.Tensor:
         """(B, P, 1280) conv_head output -> pooled (B, 1280): frozen-stat BN, ReLU6, mean over positions."""
