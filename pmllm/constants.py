@@ -87,6 +87,20 @@ CONCEPT_TEMPERATURE = 0.05
 # addressed to the model rather than a taste, or a clause no concept is near (best cosine < MIN_CONCEPT_COSINE).
 MIN_WORDS = 2
 MIN_CONCEPT_COSINE = 0.2
+# Tolerance ("I don't mind grain", "Blur doesn't bother me", "I'm okay with noise"): the user neither likes nor
+# dislikes the concept strongly, only less than people usually do. The small LLM often reads such a clause as
+# negative ("mind", "bother"), so a clause matching one of these patterns gets the fixed weight TOLERANCE_WEIGHT
+# instead of its polarity reading: a mild like of what it names. The patterns are common English tolerance
+# phrasings; a negated one ("I can't tolerate blur", "I do mind grain") does not match.
+TOLERANCE_WEIGHT = 0.25
+TOLERANCE_PATTERNS: tuple[str, ...] = (
+    r"\b(do not|don't|dont|does not|doesn't|never)( really| much| actually)? mind\b",
+    r"\b(do not|don't|dont|does not|doesn't)( really| much| actually)? bother me\b", r"\bnot bothered\b",
+    r"\b(can|could) (live with|tolerate|put up with)\b",
+    r"\b(i'm|i am|im) (fine|ok|okay|alright|all right|neutral|indifferent) (with|about|to|towards|on)\b",
+    r"(?<!not )(?<!n't )\bacceptable\b", r"\bindifferent\b", r"\bno strong (feelings?|opinions?)\b",
+    r"\bneither here nor there\b", r"\beither way\b", r"\btake (it|them) or leave (it|them)\b", r"\bfine by me\b",
+)
 INSTRUCTION_PATTERNS: tuple[str, ...] = (
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|above|previous|everything)\b",
     r"\b(system prompt|you are (an?|the) (ai|assistant|model)|as an ai|act as|pretend (to be|you))\b",
@@ -111,7 +125,7 @@ def concept_phrase(concept: str) -> str:
 CONCEPT_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
     "bright photos": ("light, airy, sunlit photos", "high-key photos full of light"),
     "dark photos": ("dark, dim, gloomy photos", "moody low-key photos in shadow"),
-    "high contrast": ("punchy photos with deep blacks and bright whites", "photos with harsh, strong contrast"),
+    "high contrast": ("punchy photos with strong darks and brilliant highlights", "photos with harsh, strong contrast"),
     "low contrast": ("soft, flat, low-contrast photos", "hazy photos with gentle tones"),
     "colourful photos": ("photos full of many colours", "photos with a rainbow of colours"),
     "black and white photos": ("monochrome, greyscale photos", "photos in shades of grey"),

@@ -8,7 +8,9 @@ The code is what pmllm's personal head sees of the user's own words (:class:`pml
 2. Polarity: the frozen causal LLM reads each clause in a few-shot prompt (:mod:`pmllm.constants`) and we take the
    logit difference of " positive" vs " negative" for the next token. A tiny LLM is biased towards "positive", so
    the raw value is standardised with a centre/scale fitted on training users' clauses (stored in the checkpoint
-   config) and squashed with tanh: ``w in (-1, 1)``.
+   config) and squashed with tanh: ``w in (-1, 1)``. A clause that states a tolerance ("I don't mind grain",
+   :data:`pmllm.constants.TOLERANCE_PATTERNS`) weighs ``TOLERANCE_WEIGHT`` instead (a mild like); a question keeps
+   its "?" for the LLM to see.
 3. Topic: the frozen sentence encoder (all-MiniLM-L6-v2 by default) embeds each clause and the fixed concept
    vocabulary ``TASTE_CONCEPTS`` (each concept in a few phrasings, :func:`pmllm.constants.concept_phrases`; a
    clause's cosine with a concept is its best over them); the soft assignment is
@@ -30,12 +32,18 @@ import torch
 from pmllm import constants as C
 
 _SPLIT = re.compile(r"(?<=[.!?;])\s+|;\s*|\n+|\s+-+\s+(?:(?:and|but)\s+)?|,\s+(?:and|but)\s+|\s+but\s+", re.IGNORECASE)
-_STRIP = " .;,-!?\"'"
+_STRIP = " .;,-!\"'"  # a question keeps its "?": the LLM reads "Who needs another beach photo?" as a question
 
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _INSTRUCTION = re.compile("|".join(C.INSTRUCTION_PATTERNS), re.IGNORECASE)
+_TOLERANCE = re.compile("|".join(C.TOLERANCE_PATTERNS), re.IGNORECASE)
+
+
+def tolerance(clause: str) -> bool:
+    """Whether ``clause`` states a tolerance ("I don't mind grain"): it then weighs ``TOLERANCE_WEIGHT``."""
+    return bool(_TOLERANCE.search(clause.replace("\u2019", "'")))
 
 
 def unreadable(clause: str) -> str | None:
@@ -75,10 +83,11 @@ class TasteReading:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (clause, why it was not used)
 
     def summary(self) -> list[str]:
-        """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"``, then one line per
-        clause that was not used, with the reason."""
-        used = [f"{'likes' if w > 0 else 'dislikes'} '{k}' ({w:+.2f}): {c}"
-                for c, w, k in zip(self.clauses, self.weight, self.concept)]  # fmt: skip
+        """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"`` (``"tolerates"``
+        for a tolerance clause), then one line per clause that was not used, with the reason."""
+        verb = ["tolerates" if tolerance(c) else "likes" if w > 0 else "dislikes" for c, w in zip(self.clauses,
+                                                                                                 self.weight)]
+        used = [f"{v} '{k}' ({w:+.2f}): {c}" for c, v, w, k in zip(self.clauses, verb, self.weight, self.concept)]
         return used + [f"could not use: {c!r} ({why})" for c, why in self.skipped]
 
 
@@ -215,8 +224,11 @@ class TasteReader:
         return reading
 
     def recode(self, reading: TasteReading) -> TasteReading:
-        """Weights, top concepts and code of ``reading`` under this reader's polarity centre/scale."""
+        """Weights, top concepts and code of ``reading`` under this reader's polarity centre/scale (a tolerance
+        clause: ``TOLERANCE_WEIGHT``)."""
         w = torch.tanh((torch.tensor(reading.polarity, dtype=torch.float32) - self.centre) / self.scale)
+        tolerant = torch.tensor([tolerance(c) for c in reading.clauses], dtype=torch.bool)
+        w = torch.where(tolerant, torch.full_like(w, C.TOLERANCE_WEIGHT), w) if len(w) else w
         reading.weight = w.tolist()
         reading.concept = [C.TASTE_CONCEPTS[i] for i in reading.assign.argmax(-1).tolist()]
         if len(w):  # per concept, the strongest clause's signed weight: repeating a sentence does not amplify it
