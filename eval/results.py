@@ -46,8 +46,8 @@ CLAIMS = [  # (method, reference, shots): the comparisons the README states
 
 
 def run_args(args: argparse.Namespace) -> dict[str, list[str]]:
-    common = ["--benchmark", "sim", "--root", args.root, "--folds", "0", "--seed", str(args.seed), "--no-progress",
-              "--threads", str(args.threads)]  # fmt: skip
+    common = ["--benchmark", "sim", "--root", args.root, "--folds", "0", "--seed", str(args.seed),
+              "--threads", str(args.threads), *(["--no-progress"] if args.no_progress else [])]  # fmt: skip
     users = ["--max-users", str(args.max_users)] if args.max_users else []
     return {
         "main": [*common, "--scorers", ",".join(MAIN), "--shots", "0,10,100", "--repeats", str(args.repeats),
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results/sim", help="where the two runs' results go (committed)")
     ap.add_argument("--readme", default="README.md")
     ap.add_argument("--no-run", action="store_true", help="only re-render from the results in --out")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars (on stderr) from the two runs")
     args = ap.parse_args(argv)
     from eval.run import main as run_main
 
@@ -138,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, float] = {}
     timing = Path(args.out) / "seconds.json"
     if not args.no_run:
-        for name, argv_run in runs.items():
+        for step, (name, argv_run) in enumerate(runs.items(), 1):
+            print(f"eval.results: run {step} of {len(runs)} ({name}): python -m eval.run {' '.join(argv_run)}",
+                  file=sys.stderr, flush=True)  # fmt: skip
             t0 = time.perf_counter()
             if run_main(argv_run) != 0:
                 print(f"eval.results: the {name} run failed", file=sys.stderr)

@@ -38,3 +38,16 @@ def test_replace_block_rewrites_only_the_named_block(tmp_path):
     readme.write_text("<!-- steer:start -->x<!-- steer:end --><!-- steer:start -->y<!-- steer:end -->")
     with pytest.raises(ReadmeError, match="exactly one <!-- steer:start -->"):
         replace_block(readme, "steer", "z")
+
+
+def test_runs_show_progress_unless_asked_not_to():
+    """`make results` takes ~45 min: its two eval.run runs keep their progress bars unless --no-progress is given."""
+    import argparse
+
+    from eval.results import run_args
+
+    base = {"root": "w", "seed": 0, "repeats": 3, "ref_users": 6, "max_users": None, "threads": 2, "out": "o"}
+    shown = run_args(argparse.Namespace(**base, no_progress=False))
+    quiet = run_args(argparse.Namespace(**base, no_progress=True))
+    assert set(shown) == {"main", "yun2024"} and not any("--no-progress" in a for a in shown.values())
+    assert all("--no-progress" in a for a in quiet.values())
