@@ -95,11 +95,17 @@ MIN_CONCEPT_COSINE = 0.2
 TOLERANCE_WEIGHT = 0.25
 TOLERANCE_PATTERNS: tuple[str, ...] = (
     r"\b(do not|don't|dont|does not|doesn't|never)( really| much| actually)? mind\b",
-    r"\b(do not|don't|dont|does not|doesn't)( really| much| actually)? bother me\b", r"\bnot bothered\b",
+    r"\b(do not|don't|dont|does not|doesn't)( really| much| actually)? bother me\b",
+    r"\bnot bothered\b",
     r"\b(can|could) (live with|tolerate|put up with)\b",
     r"\b(i'm|i am|im) (fine|ok|okay|alright|all right|neutral|indifferent) (with|about|to|towards|on)\b",
-    r"(?<!not )(?<!n't )\bacceptable\b", r"\bindifferent\b", r"\bno strong (feelings?|opinions?)\b",
-    r"\bneither here nor there\b", r"\beither way\b", r"\btake (it|them) or leave (it|them)\b", r"\bfine by me\b",
+    r"(?<!not )(?<!n't )\bacceptable\b",
+    r"\bindifferent\b",
+    r"\bno strong (feelings?|opinions?)\b",
+    r"\bneither here nor there\b",
+    r"\beither way\b",
+    r"\btake (it|them) or leave (it|them)\b",
+    r"(?<!not )(?<!n't )\b(fine|ok|okay|alright) (by|with) me\b",
 )
 INSTRUCTION_PATTERNS: tuple[str, ...] = (
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|above|previous|everything)\b",
@@ -125,7 +131,10 @@ def concept_phrase(concept: str) -> str:
 CONCEPT_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
     "bright photos": ("light, airy, sunlit photos", "high-key photos full of light"),
     "dark photos": ("dark, dim, gloomy photos", "moody low-key photos in shadow"),
-    "high contrast": ("punchy photos with strong darks and brilliant highlights", "photos with harsh, strong contrast"),
+    "high contrast": (
+        "punchy photos with strong darks and brilliant highlights",  # not "blacks and whites": monochrome's words
+        "photos with harsh, strong contrast",
+    ),
     "low contrast": ("soft, flat, low-contrast photos", "hazy photos with gentle tones"),
     "colourful photos": ("photos full of many colours", "photos with a rainbow of colours"),
     "black and white photos": ("monochrome, greyscale photos", "photos in shades of grey"),

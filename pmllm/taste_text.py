@@ -85,8 +85,10 @@ class TasteReading:
     def summary(self) -> list[str]:
         """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"`` (``"tolerates"``
         for a tolerance clause), then one line per clause that was not used, with the reason."""
-        verb = ["tolerates" if tolerance(c) else "likes" if w > 0 else "dislikes" for c, w in zip(self.clauses,
-                                                                                                 self.weight)]
+        verb = [
+            "tolerates" if tolerance(c) else "likes" if w > 0 else "dislikes"
+            for c, w in zip(self.clauses, self.weight)
+        ]
         used = [f"{v} '{k}' ({w:+.2f}): {c}" for c, v, w, k in zip(self.clauses, verb, self.weight, self.concept)]
         return used + [f"could not use: {c!r} ({why})" for c, why in self.skipped]
 

@@ -130,15 +130,29 @@ def test_text_the_models_cannot_read_reads_as_nothing(reader):
 
 
 def test_tolerance_clauses_weigh_a_mild_like_and_say_so(reader):
-    """"I don't mind grain" is neither a like nor a dislike: it weighs TOLERANCE_WEIGHT whatever the LLM reads, and
-    "What I read" says "tolerates"; a negated tolerance is read by the LLM as usual."""
+    """A tolerance ("I don't mind grain") is neither a like nor a dislike: it weighs TOLERANCE_WEIGHT whatever the
+    LLM reads, and "What I read" says "tolerates"; a negated tolerance is read by the LLM as usual."""
     from pmllm.taste_text import tolerance
 
-    for clause in ("I don't mind grain", "Blur doesn't bother me much", "I'm okay with some noise",
-                   "I can live with dark shadows", "A bit of overexposure is acceptable", "Cars? I'm indifferent"):
+    for clause in (
+        "I don't mind grain",
+        "Blur doesn't bother me much",
+        "I'm okay with some noise",
+        "I can live with dark shadows",
+        "A bit of overexposure is acceptable",
+        "Cars? I'm indifferent",
+        "Grain is fine with me",
+    ):
         assert tolerance(clause), clause
-    for clause in ("I can't tolerate blur", "Grain is not acceptable", "I'm not okay with noise",
-                   "I love grain", "I do mind grain", "Blurry photos bother me"):
+    for clause in (
+        "I can't tolerate blur",
+        "Grain is not acceptable",
+        "I'm not okay with noise",
+        "I love grain",
+        "I do mind grain",
+        "Blurry photos bother me",
+        "Grain is not fine with me",
+    ):
         assert not tolerance(clause), clause
     r = reader.read("I don't mind grain; blurry shots annoy me")
     assert r.weight[0] == pytest.approx(C.TOLERANCE_WEIGHT) and r.weight[1] < 0
@@ -148,7 +162,7 @@ def test_tolerance_clauses_weigh_a_mild_like_and_say_so(reader):
 
 
 def test_high_contrast_phrases_do_not_name_black_and_white(reader):
-    """"black and white" (monochrome) is not "deep blacks and bright whites" (contrast): no other concept's phrase
+    """Monochrome ("black and white") is not "deep blacks and bright whites" (contrast): no other concept's phrase
     uses those words, so a plain "I adore black and white" reads as monochrome."""
     phrases, owner = C.concept_phrases()
     bw = C.TASTE_CONCEPTS.index("black and white photos")

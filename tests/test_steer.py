@@ -53,8 +53,8 @@ def test_clause_file_is_well_formed():
     kinds = Counter(r["kind"] for r in rows)
     assert {"negation", "contrast", "intensity", "tolerance", "question", "hedge"} <= set(kinds)
     assert Counter(r["polarity"] for r in rows)[-1] >= 50 and Counter(r["polarity"] for r in rows)[1] >= 50
-    for r in rows:  # each row is one clause as the reader cuts text; contrast halves come from their sentence
-        assert split_clauses(r["clause"]) == [r["clause"].strip(" .;,-!?\"'")], r["clause"]
+    for r in rows:  # each row is one clause as the reader cuts text (a question keeps its "?"); contrast halves
+        assert split_clauses(r["clause"]) == [r["clause"].strip(" .;,-!\"'")], r["clause"]  # come from their sentence
         assert bool(r["sentence"]) == (r["kind"] == "contrast"), r
     assert len({r["concept"] for r in rows}) >= 30
 
