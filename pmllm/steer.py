@@ -41,7 +41,8 @@ them), each with the ``TASTE_CONCEPTS`` concept and polarity it expresses. Each 
 * both: polarity correct and concept correct by group; this is the reported reader accuracy (target >= 90 %).
 
 Three more clause sets, written after the main one in other words, are read the same way and reported beside it
-(``LATER_CLAUSE_FILES``: ``steer_clauses_heldout.csv``, ``steer_clauses_blind.csv``, ``steer_clauses_blind2.csv``).
+(``LATER_CLAUSE_FILES``: ``steer_clauses_heldout.csv``, ``steer_clauses_blind.csv``, ``steer_clauses_blind2.csv``,
+``steer_clauses_blind3.csv``).
 
 The JSON (``--out``) holds the configuration, every picture (content, properties), every wording's scores, each
 probe's metric and each clause's reading. These are measurements of the model as it is; nothing is tuned here.
@@ -68,7 +69,8 @@ CLAUSES_FILE = DATA / "steer_clauses.csv"
 # written (their failures were seen), "blind" after, read once before one rule change (see the model card),
 # "blind-2" (72 clauses, more hedges, questions and tolerance) after the face reading, read once with no change after
 LATER_CLAUSE_FILES = {"held-out": DATA / "steer_clauses_heldout.csv", "blind": DATA / "steer_clauses_blind.csv",
-                      "blind-2": DATA / "steer_clauses_blind2.csv"}  # fmt: skip
+                      "blind-2": DATA / "steer_clauses_blind2.csv",
+                      "blind-3": DATA / "steer_clauses_blind3.csv"}  # fmt: skip
 CLAUSE_COLUMNS = ("clause", "concept", "polarity", "kind", "sentence")
 TARGET_AUC = 0.85  # issue 12: every content probe
 TARGET_SPEARMAN = 0.5  # issue 12: every property probe
