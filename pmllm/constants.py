@@ -91,22 +91,25 @@ MIN_CONCEPT_COSINE = 0.2
 # dislikes the concept strongly, only less than people usually do. The small LLM often reads such a clause as
 # negative ("mind", "bother"), so a clause matching one of these patterns gets the fixed weight TOLERANCE_WEIGHT
 # instead of its polarity reading: a mild like of what it names. The patterns are common English tolerance
-# phrasings; a negated one ("I can't tolerate blur", "I do mind grain") does not match.
+# phrasings. A clause with a negation before the phrase ("Grain is never acceptable", "I can't say I'm fine with
+# blur") or a dislike anywhere ("I don't mind grain, I hate blur") is not a tolerance: the LLM reads it as usual.
 TOLERANCE_WEIGHT = 0.25
 TOLERANCE_PATTERNS: tuple[str, ...] = (
-    r"\b(do not|don't|dont|does not|doesn't|never)( really| much| actually)? mind\b",
+    r"\b(do not|don't|dont|does not|doesn't)( really| much| actually)? mind\b",
     r"\b(do not|don't|dont|does not|doesn't)( really| much| actually)? bother me\b",
     r"\bnot bothered\b",
     r"\b(can|could) (live with|tolerate|put up with)\b",
     r"\b(i'm|i am|im) (fine|ok|okay|alright|all right|neutral|indifferent) (with|about|to|towards|on)\b",
-    r"(?<!not )(?<!n't )\bacceptable\b",
+    r"\bacceptable\b",
     r"\bindifferent\b",
     r"\bno strong (feelings?|opinions?)\b",
     r"\bneither here nor there\b",
     r"\beither way\b",
     r"\btake (it|them) or leave (it|them)\b",
-    r"(?<!not )(?<!n't )\b(fine|ok|okay|alright) (by|with) me\b",
+    r"\b(fine|ok|okay|alright) (by|with) me\b",
 )
+TOLERANCE_NEGATION = r"\b(not|never|hardly|barely|no)\b|n't\b"  # before the phrase: not a tolerance
+TOLERANCE_DISLIKE = r"\b(hate|hates|can't stand|cannot stand|detest|dislike|annoy|annoys|ruin|ruins)\b"  # anywhere
 INSTRUCTION_PATTERNS: tuple[str, ...] = (
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|above|previous|everything)\b",
     r"\b(system prompt|you are (an?|the) (ai|assistant|model)|as an ai|act as|pretend (to be|you))\b",

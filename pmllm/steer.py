@@ -40,7 +40,7 @@ them), each with the ``TASTE_CONCEPTS`` concept and polarity it expresses. Each 
   concepts (*group*, :data:`CONCEPT_GROUPS`; a concept outside every group is its own group);
 * both: polarity correct and concept correct by group; this is the reported reader accuracy (target >= 90 %).
 
-Three more clause sets, written after the main one in other words, are read the same way and reported beside it
+Four more clause sets, written after the main one in other words, are read the same way and reported beside it
 (``LATER_CLAUSE_FILES``: ``steer_clauses_heldout.csv``, ``steer_clauses_blind.csv``, ``steer_clauses_blind2.csv``,
 ``steer_clauses_blind3.csv``).
 
@@ -67,7 +67,9 @@ PROBES_FILE = DATA / "steer_probes.json"
 CLAUSES_FILE = DATA / "steer_clauses.csv"
 # clause sets written after the main one, in other words: "held-out" before the reader's concept descriptions were
 # written (their failures were seen), "blind" after, read once before one rule change (see the model card),
-# "blind-2" (72 clauses, more hedges, questions and tolerance) after the face reading, read once with no change after
+# "blind-2" (72 clauses, more hedges, questions and tolerance) after the face reading, read once (its failures, like
+# every set's, were seen before the tolerance rule); "blind-3" (48 + 2 clauses) after the tolerance rule, read once
+# before one tolerance phrasing was added (model card)
 LATER_CLAUSE_FILES = {"held-out": DATA / "steer_clauses_heldout.csv", "blind": DATA / "steer_clauses_blind.csv",
                       "blind-2": DATA / "steer_clauses_blind2.csv",
                       "blind-3": DATA / "steer_clauses_blind3.csv"}  # fmt: skip

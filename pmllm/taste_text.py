@@ -16,7 +16,8 @@ The code is what pmllm's personal head sees of the user's own words (:class:`pml
    clause's cosine with a concept is its best over them); the soft assignment is
    ``softmax(cos / CONCEPT_TEMPERATURE)``.
 
-``code = sum_c w_c * assignment_c`` (one number per concept: liked > 0, disliked < 0). How a concept maps onto
+``code[c]`` = the signed ``w * assignment[c]`` of the clause with the largest magnitude for concept ``c`` (one number
+per concept: liked > 0, disliked < 0; a repeated clause does not add up). How a concept maps onto
 photos is *learned* by the personal head from training users' ratings; nothing here knows what "blurry" looks like.
 An empty text gives an all-zero code (exactly no shift). Library module, no entry point.
 """
@@ -41,9 +42,16 @@ _INSTRUCTION = re.compile("|".join(C.INSTRUCTION_PATTERNS), re.IGNORECASE)
 _TOLERANCE = re.compile("|".join(C.TOLERANCE_PATTERNS), re.IGNORECASE)
 
 
+_NEGATION = re.compile(C.TOLERANCE_NEGATION, re.IGNORECASE)
+_DISLIKE = re.compile(C.TOLERANCE_DISLIKE, re.IGNORECASE)
+
+
 def tolerance(clause: str) -> bool:
-    """Whether ``clause`` states a tolerance ("I don't mind grain"): it then weighs ``TOLERANCE_WEIGHT``."""
-    return bool(_TOLERANCE.search(clause.replace("\u2019", "'")))
+    """Whether ``clause`` states a tolerance ("I don't mind grain"): a tolerance phrase with no negation before it
+    and no dislike in the clause (:data:`pmllm.constants.TOLERANCE_PATTERNS`); it then weighs ``TOLERANCE_WEIGHT``."""
+    text = clause.replace("\u2019", "'")
+    m = _TOLERANCE.search(text)
+    return bool(m) and not _NEGATION.search(text[: m.start()]) and not _DISLIKE.search(text)
 
 
 def unreadable(clause: str) -> str | None:
@@ -76,19 +84,18 @@ class TasteReading:
 
     clauses: list[str]
     polarity: list[float]  # raw LLM logit difference " positive" - " negative"
-    weight: list[float]  # tanh((polarity - centre) / scale)
+    weight: list[float]  # tanh((polarity - centre) / scale), or TOLERANCE_WEIGHT for a tolerance
     concept: list[str]  # the most similar concept of each clause
     assign: torch.Tensor  # (clauses, len(TASTE_CONCEPTS)) soft topic assignment
     code: torch.Tensor  # (len(TASTE_CONCEPTS),)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (clause, why it was not used)
+    tolerant: list[bool] = field(default_factory=list)  # per clause: a tolerance, weighed TOLERANCE_WEIGHT
 
     def summary(self) -> list[str]:
         """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"`` (``"tolerates"``
         for a tolerance clause), then one line per clause that was not used, with the reason."""
-        verb = [
-            "tolerates" if tolerance(c) else "likes" if w > 0 else "dislikes"
-            for c, w in zip(self.clauses, self.weight)
-        ]
+        tolerant = self.tolerant or [False] * len(self.clauses)
+        verb = ["tolerates" if t else "likes" if w > 0 else "dislikes" for t, w in zip(tolerant, self.weight)]
         used = [f"{v} '{k}' ({w:+.2f}): {c}" for c, v, w, k in zip(self.clauses, verb, self.weight, self.concept)]
         return used + [f"could not use: {c!r} ({why})" for c, why in self.skipped]
 
@@ -229,7 +236,8 @@ class TasteReader:
         """Weights, top concepts and code of ``reading`` under this reader's polarity centre/scale (a tolerance
         clause: ``TOLERANCE_WEIGHT``)."""
         w = torch.tanh((torch.tensor(reading.polarity, dtype=torch.float32) - self.centre) / self.scale)
-        tolerant = torch.tensor([tolerance(c) for c in reading.clauses], dtype=torch.bool)
+        reading.tolerant = [tolerance(c) for c in reading.clauses]
+        tolerant = torch.tensor(reading.tolerant, dtype=torch.bool)
         w = torch.where(tolerant, torch.full_like(w, C.TOLERANCE_WEIGHT), w) if len(w) else w
         reading.weight = w.tolist()
         reading.concept = [C.TASTE_CONCEPTS[i] for i in reading.assign.argmax(-1).tolist()]

@@ -152,6 +152,11 @@ def test_tolerance_clauses_weigh_a_mild_like_and_say_so(reader):
         "I do mind grain",
         "Blurry photos bother me",
         "Grain is not fine with me",
+        "Grain is never acceptable",
+        "I can't say I'm fine with blur",
+        "Never mind the colours, I hate blur",
+        "I'm not indifferent to blur",
+        "I don't mind grain, I hate blur",
     ):
         assert not tolerance(clause), clause
     r = reader.read("I don't mind grain; blurry shots annoy me")
