@@ -40,8 +40,6 @@ _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _INSTRUCTION = re.compile("|".join(C.INSTRUCTION_PATTERNS), re.IGNORECASE)
 _TOLERANCE = re.compile("|".join(C.TOLERANCE_PATTERNS), re.IGNORECASE)
-
-
 _NEGATION = re.compile(C.TOLERANCE_NEGATION, re.IGNORECASE)
 _DISLIKE = re.compile(C.TOLERANCE_DISLIKE, re.IGNORECASE)
 
@@ -89,13 +87,15 @@ class TasteReading:
     assign: torch.Tensor  # (clauses, len(TASTE_CONCEPTS)) soft topic assignment
     code: torch.Tensor  # (len(TASTE_CONCEPTS),)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (clause, why it was not used)
-    tolerant: list[bool] = field(default_factory=list)  # per clause: a tolerance, weighed TOLERANCE_WEIGHT
+    tolerant: list[bool] = field(init=False)  # per clause: a tolerance (:func:`tolerance`), weighed TOLERANCE_WEIGHT
+
+    def __post_init__(self):
+        self.tolerant = [tolerance(c) for c in self.clauses]
 
     def summary(self) -> list[str]:
         """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"`` (``"tolerates"``
         for a tolerance clause), then one line per clause that was not used, with the reason."""
-        tolerant = self.tolerant or [False] * len(self.clauses)
-        verb = ["tolerates" if t else "likes" if w > 0 else "dislikes" for t, w in zip(tolerant, self.weight)]
+        verb = ["tolerates" if t else "likes" if w > 0 else "dislikes" for t, w in zip(self.tolerant, self.weight)]
         used = [f"{v} '{k}' ({w:+.2f}): {c}" for c, v, w, k in zip(self.clauses, verb, self.weight, self.concept)]
         return used + [f"could not use: {c!r} ({why})" for c, why in self.skipped]
 
@@ -236,9 +236,7 @@ class TasteReader:
         """Weights, top concepts and code of ``reading`` under this reader's polarity centre/scale (a tolerance
         clause: ``TOLERANCE_WEIGHT``)."""
         w = torch.tanh((torch.tensor(reading.polarity, dtype=torch.float32) - self.centre) / self.scale)
-        reading.tolerant = [tolerance(c) for c in reading.clauses]
-        tolerant = torch.tensor(reading.tolerant, dtype=torch.bool)
-        w = torch.where(tolerant, torch.full_like(w, C.TOLERANCE_WEIGHT), w) if len(w) else w
+        w = torch.where(torch.tensor(reading.tolerant, dtype=torch.bool), torch.full_like(w, C.TOLERANCE_WEIGHT), w)
         reading.weight = w.tolist()
         reading.concept = [C.TASTE_CONCEPTS[i] for i in reading.assign.argmax(-1).tolist()]
         if len(w):  # per concept, the strongest clause's signed weight: repeating a sentence does not amplify it
