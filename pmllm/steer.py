@@ -42,7 +42,7 @@ them), each with the ``TASTE_CONCEPTS`` concept and polarity it expresses. Each 
 
 Four more clause sets, written after the main one in other words, are read the same way and reported beside it
 (``LATER_CLAUSE_FILES``: ``steer_clauses_heldout.csv``, ``steer_clauses_blind.csv``, ``steer_clauses_blind2.csv``,
-``steer_clauses_blind3.csv``).
+``steer_clauses_blind3.csv``, ``steer_clauses_blind4.csv``).
 
 The JSON (``--out``) holds the configuration, every picture (content, properties), every wording's scores, each
 probe's metric and each clause's reading. These are measurements of the model as it is; nothing is tuned here.
@@ -71,8 +71,8 @@ CLAUSES_FILE = DATA / "steer_clauses.csv"
 # every set's, were seen before the tolerance rule); "blind-3" (48 + 2 clauses) after the tolerance rule, read once
 # before one tolerance phrasing was added (model card)
 LATER_CLAUSE_FILES = {"held-out": DATA / "steer_clauses_heldout.csv", "blind": DATA / "steer_clauses_blind.csv",
-                      "blind-2": DATA / "steer_clauses_blind2.csv",
-                      "blind-3": DATA / "steer_clauses_blind3.csv"}  # fmt: skip
+                      "blind-2": DATA / "steer_clauses_blind2.csv", "blind-3": DATA / "steer_clauses_blind3.csv",
+                      "blind-4": DATA / "steer_clauses_blind4.csv"}  # fmt: skip
 CLAUSE_COLUMNS = ("clause", "concept", "polarity", "kind", "sentence")
 TARGET_AUC = 0.85  # issue 12: every content probe
 TARGET_SPEARMAN = 0.5  # issue 12: every property probe

@@ -42,6 +42,9 @@ _INSTRUCTION = re.compile("|".join(C.INSTRUCTION_PATTERNS), re.IGNORECASE)
 _TOLERANCE = re.compile("|".join(C.TOLERANCE_PATTERNS), re.IGNORECASE)
 _NEGATION = re.compile(C.TOLERANCE_NEGATION, re.IGNORECASE)
 _DISLIKE = re.compile(C.TOLERANCE_DISLIKE, re.IGNORECASE)
+_RHETORICAL_POSITIVE = re.compile("|".join(C.RHETORICAL_POSITIVE), re.IGNORECASE)
+_RHETORICAL_NEGATIVE = re.compile("|".join(C.RHETORICAL_NEGATIVE), re.IGNORECASE)
+_ASSERTS = re.compile(C.RHETORICAL_ASSERTS, re.IGNORECASE)
 
 
 def tolerance(clause: str) -> bool:
@@ -50,6 +53,35 @@ def tolerance(clause: str) -> bool:
     text = clause.replace("\u2019", "'")
     m = _TOLERANCE.search(text)
     return bool(m) and not _NEGATION.search(text[: m.start()]) and not _DISLIKE.search(text)
+
+
+def rhetorical(clause: str) -> int:
+    """The taste a rhetorical question states by its frame: +1 ("Who doesn't love a sunset?"), -1 ("Why would anyone
+    want a blurry photo?"), 0 for a clause that is no such question (or matches frames of both signs)
+    (:data:`pmllm.constants.RHETORICAL_POSITIVE` / ``RHETORICAL_NEGATIVE``); it then weighs ``+-RHETORICAL_WEIGHT``."""
+    text = clause.replace("\u2019", "'").strip()
+    if not text.endswith("?"):
+        return 0
+    return int(bool(_RHETORICAL_POSITIVE.search(text))) - int(bool(_RHETORICAL_NEGATIVE.search(text)))
+
+
+def polarity_text(clause: str) -> str:
+    """What the LLM reads for ``clause``'s polarity: a negative question asserts its positive form ("Isn't a starry
+    sky breathtaking?" -> "a starry sky breathtaking", :data:`pmllm.constants.RHETORICAL_ASSERTS`); any other clause
+    as written."""
+    text = clause.replace("\u2019", "'").strip()
+    m = _ASSERTS.match(text) if text.endswith("?") else None
+    return m.group(2) if m else clause
+
+
+def fixed_weight(clause: str) -> float | None:
+    """The weight a rule fixes for ``clause`` instead of the LLM's polarity reading: ``TOLERANCE_WEIGHT`` for a
+    tolerance (:func:`tolerance`), ``+-RHETORICAL_WEIGHT`` for a rhetorical question (:func:`rhetorical`); else
+    None."""
+    if tolerance(clause):
+        return C.TOLERANCE_WEIGHT
+    sign = rhetorical(clause)
+    return sign * C.RHETORICAL_WEIGHT if sign else None
 
 
 def unreadable(clause: str) -> str | None:
@@ -82,15 +114,17 @@ class TasteReading:
 
     clauses: list[str]
     polarity: list[float]  # raw LLM logit difference " positive" - " negative"
-    weight: list[float]  # tanh((polarity - centre) / scale), or TOLERANCE_WEIGHT for a tolerance
+    weight: list[float]  # tanh((polarity - centre) / scale), or the weight a rule fixes (:func:`fixed_weight`)
     concept: list[str]  # the most similar concept of each clause
     assign: torch.Tensor  # (clauses, len(TASTE_CONCEPTS)) soft topic assignment
     code: torch.Tensor  # (len(TASTE_CONCEPTS),)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (clause, why it was not used)
     tolerant: list[bool] = field(init=False)  # per clause: a tolerance (:func:`tolerance`), weighed TOLERANCE_WEIGHT
+    fixed: list[float | None] = field(init=False)  # per clause: the weight a rule fixes (:func:`fixed_weight`)
 
     def __post_init__(self):
         self.tolerant = [tolerance(c) for c in self.clauses]
+        self.fixed = [fixed_weight(c) for c in self.clauses]
 
     def summary(self) -> list[str]:
         """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"`` (``"tolerates"``
@@ -220,7 +254,7 @@ class TasteReader:
             keep = [i for i, c in enumerate(unique) if c not in far]
             unique, sim = [unique[i] for i in keep], sim[keep]
             clauses = [c for c in clauses if c not in far]
-            pol_u = dict(zip(unique, self.polarity(unique)))
+            pol_u = dict(zip(unique, self.polarity([polarity_text(c) for c in unique])))
             assign_u = torch.softmax(sim / C.CONCEPT_TEMPERATURE, dim=-1)
             row = {c: i for i, c in enumerate(unique)}
             pol = [pol_u[c] for c in clauses]
@@ -233,10 +267,10 @@ class TasteReader:
         return reading
 
     def recode(self, reading: TasteReading) -> TasteReading:
-        """Weights, top concepts and code of ``reading`` under this reader's polarity centre/scale (a tolerance
-        clause: ``TOLERANCE_WEIGHT``)."""
+        """Weights, top concepts and code of ``reading`` under this reader's polarity centre/scale (a clause a rule
+        decides, :func:`fixed_weight`: that rule's weight)."""
         w = torch.tanh((torch.tensor(reading.polarity, dtype=torch.float32) - self.centre) / self.scale)
-        w = torch.where(torch.tensor(reading.tolerant, dtype=torch.bool), torch.full_like(w, C.TOLERANCE_WEIGHT), w)
+        w = torch.tensor([f if f is not None else v for f, v in zip(reading.fixed, w.tolist())], dtype=torch.float32)
         reading.weight = w.tolist()
         reading.concept = [C.TASTE_CONCEPTS[i] for i in reading.assign.argmax(-1).tolist()]
         if len(w):  # per concept, the strongest clause's signed weight: repeating a sentence does not amplify it

@@ -166,6 +166,33 @@ def test_tolerance_clauses_weigh_a_mild_like_and_say_so(reader):
     assert r.summary()[0].startswith("tolerates 'grainy noisy photos'") and r.summary()[1].startswith("dislikes")
 
 
+def test_rhetorical_questions_weigh_by_their_frame(reader):
+    """A rhetorical question states a taste by asking the opposite: its frame decides the sign, whatever the words
+    in it ("love", "want"); a negative question is read in its positive form; other questions and statements are
+    read as written."""
+    from pmllm.taste_text import polarity_text, rhetorical
+
+    for clause in ("Who doesn't love a good sunset?", "What could be nicer than a puppy?", "What's not to like?",
+                   "Can you ever have too much colour?", "Who could dislike a field of tulips?",
+                   "Does anything beat a cat asleep?", "Can a sunset ever be boring?"):  # fmt: skip
+        assert rhetorical(clause) == 1, clause
+    for clause in ("Why would anyone want a blurry photo?", "Who needs another beach photo?",
+                   "What is the point of black and white photos?", "What\u2019s so great about grey buildings?",
+                   "Is there anything duller than a car?", "Why shoot in black and white?"):  # fmt: skip
+        assert rhetorical(clause) == -1, clause
+    for clause in ("Who doesn't love a good sunset", "I love sunsets", "Do I like sunsets?", "Why not?",
+                   "Why would anyone not love something better than this?"):  # fmt: skip
+        assert rhetorical(clause) == 0, clause  # no "?", no frame, or frames of both signs: the LLM reads it
+    assert polarity_text("Isn't a snowy forest just magical?") == "a snowy forest just magical"
+    assert polarity_text("Don\u2019t you love the sea?") == "you love the sea"
+    assert polarity_text("Isn't it great") == "Isn't it great"  # not a question
+    r = reader.read("Who doesn't love a cute puppy? Why would anyone want a blurry photo?")
+    assert r.weight == pytest.approx([C.RHETORICAL_WEIGHT, -C.RHETORICAL_WEIGHT])
+    assert r.summary()[0].startswith("likes 'animals'") and r.summary()[1].startswith("dislikes 'blurry photos'")
+    k = C.TASTE_CONCEPTS.index("animals")
+    assert 0 < float(r.code[k]) <= C.RHETORICAL_WEIGHT
+
+
 def test_high_contrast_phrases_do_not_name_black_and_white(reader):
     """Monochrome ("black and white") is not "deep blacks and bright whites" (contrast): no other concept's phrase
     uses those words, so a plain "I adore black and white" reads as monochrome."""
