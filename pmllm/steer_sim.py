@@ -1,0 +1,150 @@
+"""Does a stated content preference move photos as far as it moves the simulated raters who state it?
+
+The steer benchmark (:mod:`pmllm.steer`) measures the like - dislike shift on real pictures. This check asks the
+same question inside the simulated world, where the answer is known: every simulated rater whose free text names a
+content class (the world's truth, ``truth/tastes.json``: ``mentioned``) rated 280 of the world's pictures. For each
+such statement it takes the pictures of that class among the rater's rated ones and reports their mean percentile
+rank (0 = bottom, 1 = top of the rater's pictures) under
+
+* ``truth``: the rater's own ratings (ties share their rank);
+* ``full`` / ``text`` / ``empty``: pmllm's scores of the same pictures from the rater's full profile, from the free
+  text alone, and from the empty profile (what the model does without being told anything).
+
+Statements are grouped by their sign (a like or a dislike: the sign of the rater's personal weight on the class) and
+by whether the rater is a training or a test user of the fold the checkpoint was fitted on. Numbers are SIMULATED.
+Run::
+
+    python -m pmllm.steer_sim --world worlds/sim [--fold 0] [--out runs/steer_sim.json]   # ~15 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+COLUMNS = ("truth", "full", "text", "empty")
+
+
+def mean_percentile(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mean percentile rank (0 = lowest, 1 = highest; ties share their rank) of the labelled items."""
+    from scipy.stats import rankdata
+
+    pct = (rankdata(scores) - 1) / max(len(scores) - 1, 1)
+    return float(pct[labels].mean())
+
+
+def statements(truth: dict) -> list[tuple[str, str, int]]:
+    """``(user, content class, sign)`` of every content class a simulated rater's text names."""
+    out = []
+    for user, t in sorted(truth["raters"].items()):
+        for feature in t["mentioned"]:
+            if feature.startswith("content:"):
+                personal = t["profile_part"].get(feature, 0.0) + t["idiosyncratic_part"].get(feature, 0.0)
+                out.append((user, feature.split(":", 1)[1], 1 if personal > 0 else -1))
+    return out
+
+
+def run(world: Path, fold: int, checkpoint: str | None, progress: bool = True) -> dict:
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    from piaa.features import feature_cache_dir
+    from piaa.schema import PARA_SCALE, Profile, RatingsTable
+    from piaa.worlds import users_of_fold
+    from pmllm.grounding import grounding_stats
+    from pmllm.model import PMLLM
+    from pmllm.train import visual_tokens_for
+
+    table = RatingsTable.load(world / "ratings")
+    truth = json.loads((world / "truth" / "tastes.json").read_text())
+    content = pd.read_csv(world / "attributes.csv", dtype={"image": str, "content": str}).set_index("image")["content"]
+    train = set(users_of_fold(str(world / "folds.json"), fold, table))
+    model = PMLLM.from_pretrained(checkpoint) if checkpoint else PMLLM.from_pretrained()
+    cache = feature_cache_dir(None)
+    todo = statements(truth)
+    by_user: dict[str, list[tuple[str, int]]] = {}
+    for user, cls, sign in todo:
+        by_user.setdefault(user, []).append((cls, sign))
+    rows = []
+    ratings = table.ratings
+    with torch.no_grad():
+        for user, stated in tqdm(sorted(by_user.items()), desc="simulated raters", disable=not progress):
+            sub = ratings[ratings["user"] == user]
+            images = sub["image"].tolist()
+            tokens = visual_tokens_for(model, table, images, cache)
+            stats = grounding_stats([table.image_path(i) for i in images], cache=cache)
+            prof = table.profile(user)
+            scores = {"truth": sub["score"].to_numpy(dtype=np.float64)}
+            for name, p in (("full", prof), ("text", Profile(text=prof.text)), ("empty", Profile())):
+                scores[name] = model.score_tokens(p, tokens, scale=PARA_SCALE, stats=stats).scores
+            labels_all = content.reindex(images).to_numpy()
+            for cls, sign in stated:
+                labels = labels_all == cls
+                if not labels.any() or labels.all():
+                    continue
+                rows.append({"user": user, "split": "train" if user in train else "test", "content": cls,
+                             "sign": sign, "n_pictures": int(labels.sum()),
+                             **{c: mean_percentile(scores[c], labels) for c in COLUMNS}})  # fmt: skip
+    return {"world": str(world), "fold": fold, "checkpoint": checkpoint or "default", "simulated": True,
+            "statements": rows, "summary": summarise(rows)}  # fmt: skip
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean (and SD) percentile per (split, sign) group and over both splits."""
+    out = []
+    for split in ("train", "test", "all"):
+        for sign in (1, -1):
+            group = [r for r in rows if r["sign"] == sign and split in ("all", r["split"])]
+            if not group:
+                continue
+            row = {"split": split, "stated": "like" if sign > 0 else "dislike", "n": len(group),
+                   "users": len({r["user"] for r in group})}  # fmt: skip
+            for c in COLUMNS:
+                v = np.array([r[c] for r in group])
+                row[c], row[c + "_sd"] = float(v.mean()), float(v.std())
+            out.append(row)
+    return out
+
+
+def format_table(summary: list[dict]) -> str:
+    head = f"{'users':<6} {'stated':<8} {'n':>4} {'raters':>6}  " + "  ".join(f"{c:>13}" for c in COLUMNS)
+    lines = ["SIMULATED: mean percentile (0 = bottom, 1 = top) of the stated class's pictures among the rater's rated "
+             "pictures, mean ± SD over statements", head]  # fmt: skip
+    for r in summary:
+        cells = "  ".join(f"{r[c]:.2f} ± {r[c + '_sd']:.2f}".rjust(13) for c in COLUMNS)
+        lines.append(f"{r['split']:<6} {r['stated']:<8} {r['n']:>4} {r['users']:>6}  {cells}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pmllm.steer_sim", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--world", default="worlds/sim", help="a simulated world folder (python -m eval.sim)")
+    ap.add_argument("--fold", type=int, default=0, help="the fold whose training users the checkpoint was fitted on")
+    ap.add_argument("--checkpoint", "--pmllm", default=None, help="pmllm checkpoint (default: the committed one)")
+    ap.add_argument("--out", default="runs/steer_sim.json", help="JSON result (default runs/steer_sim.json)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    world = Path(args.world)
+    if not (world / "truth" / "tastes.json").is_file() or not (world / "ratings").is_dir():
+        print(f"pmllm.steer_sim: error: {world} is not a simulated world with its truth (python -m eval.sim "
+              f"--out {world})", file=sys.stderr)  # fmt: skip
+        return 2
+    result = run(world, args.fold, args.checkpoint)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(format_table(result["summary"]))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
