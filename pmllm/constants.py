@@ -113,20 +113,24 @@ TOLERANCE_DISLIKE = r"\b(hate|hates|can't stand|cannot stand|detest|dislike|anno
 # Rhetorical questions ("Who doesn't love a sunset?", "Why would anyone want a blurry photo?") state a taste by
 # asking the opposite; the small LLM reads their surface words (love -> positive) and so gets about half of them
 # wrong. A clause ending in "?" that opens with one of these common English frames weighs +-RHETORICAL_WEIGHT (the
-# frame's sign) instead of its polarity reading. A negative question ("Isn't a starry sky breathtaking?", "Don't you
-# love the sea?") asserts its positive form, so the LLM reads that form ("a starry sky breathtaking"):
-# RHETORICAL_ASSERTS. Any other question is read as written. The frames are English question forms, written from
-# the forms people use, not from the photos.
+# frame's sign) instead of its polarity reading. A negative frame with a negation or a dislike after its opening
+# ("Why would anyone hate a sunset?") is no rule: the LLM reads it. A negative question ("Isn't a starry sky
+# breathtaking?", "Don't you love the sea?") asserts its positive form, so the LLM reads that form ("a starry sky
+# breathtaking"): RHETORICAL_ASSERTS. Any other question ("Why do I love sunsets?", "Who wants to see flowers?") is
+# read as written. The frames are English question forms, written from the forms people use, not from the photos;
+# apostrophes are normalised to "'" first and may be left out ("doesnt").
 RHETORICAL_WEIGHT = 0.75
 _LIKE = r"(love|like|enjoy|adore|appreciate|want)"
+_NOT = r"(doesn'?t|does not|wouldn'?t|would not|can'?t|cannot|couldn'?t|could not|won'?t)"
 _BETTER = (
     r"(better|nicer|prettier|lovelier|finer|cuter|sweeter|calmer|more (beautiful|relaxing|calming|peaceful|"
     r"magical|lovely|stunning|fun|exciting|gorgeous|charming|inspiring|soothing|striking|romantic))"
 )
 _WORSE = (r"(duller|worse|uglier|sadder|blander|more (boring|tedious|annoying|depressing|pointless|dreary|"
           r"ugly|dull|bland))")  # fmt: skip
+_SOMEONE = r"(anyone|anybody|someone|somebody|you|i|people)"
 RHETORICAL_POSITIVE: tuple[str, ...] = (
-    rf"^who (doesn't|does not|wouldn't|would not|can't|cannot|couldn't|could not|won't) {_LIKE}\b",
+    rf"^who {_NOT} {_LIKE}\b",
     r"^who (could|would|can|will) (ever )?(dislike|hate|resist|not love|not like|say no to)\b",
     r"^what'?s not to (love|like)\b",
     rf"\b(anything|nothing|something|what|that|there)\b.*\b{_BETTER} than\b",
@@ -135,14 +139,23 @@ RHETORICAL_POSITIVE: tuple[str, ...] = (
     r"\bever be (boring|dull|ugly|bad|too much|a bad thing)\b",
 )
 RHETORICAL_NEGATIVE: tuple[str, ...] = (
-    r"^why (would|do|does|did|should|are|is|on earth)\b.*\b(anyone|anybody|people|someone|somebody|i|you|we|they)\b",
+    rf"^why (would|should|on earth would) {_SOMEONE} (ever )?(want|need|like|enjoy|care|bother|post|shoot|take|keep|"
+    r"print|share|look)\b",
+    r"^why do people (bother|keep|insist|post|share|take|shoot|photograph)\b|^why are people (so )?(obsessed|crazy)\b",
     r"^why (shoot|take|post|bother|photograph|look at|keep|share|print)\b",
     r"^what('s| is) the point (of|in)\b",
     r"^what('s| is) so (great|special|good|interesting|amazing|nice|wonderful|exciting) about\b",
-    r"^who (really )?(needs|wants|cares about|asked for|enjoys|likes|would want|would like|wants to see)\b",
+    r"^who (really )?(needs|cares about|asked for|would want)\b",
     rf"\b(anything|nothing|something|what|that|there)\b.*\b{_WORSE} than\b",
 )
-RHETORICAL_ASSERTS = r"^(isn't|aren't|wasn't|weren't|don't|doesn't|didn't|can't|won't|wouldn't)\s+(.+?)\??$"
+RHETORICAL_CANCEL = (
+    r"\b(not|never|no|hate|hates|dislike|dislikes|detest|dont|doesnt|didnt|isnt|arent|cant|wont|"
+    r"wouldnt)\b|n't\b"
+)  # after a negative frame's opening: no rule
+RHETORICAL_ASSERTS = (
+    r"^(?:(?:isn'?t|aren'?t|wasn'?t|weren'?t)\s+|(?:don'?t|doesn'?t|didn'?t|wouldn'?t|won'?t|can'?t)\s+"
+    r"(?=(?:you|it|that|this|they|we|everyone|everybody|anyone)\b))(?P<rest>.+?)\??$"
+)
 INSTRUCTION_PATTERNS: tuple[str, ...] = (
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|above|previous|everything)\b",
     r"\b(system prompt|you are (an?|the) (ai|assistant|model)|as an ai|act as|pretend (to be|you))\b",

@@ -40,7 +40,7 @@ them), each with the ``TASTE_CONCEPTS`` concept and polarity it expresses. Each 
   concepts (*group*, :data:`CONCEPT_GROUPS`; a concept outside every group is its own group);
 * both: polarity correct and concept correct by group; this is the reported reader accuracy (target >= 90 %).
 
-Four more clause sets, written after the main one in other words, are read the same way and reported beside it
+Five more clause sets, written after the main one in other words, are read the same way and reported beside it
 (``LATER_CLAUSE_FILES``: ``steer_clauses_heldout.csv``, ``steer_clauses_blind.csv``, ``steer_clauses_blind2.csv``,
 ``steer_clauses_blind3.csv``, ``steer_clauses_blind4.csv``).
 
@@ -69,7 +69,8 @@ CLAUSES_FILE = DATA / "steer_clauses.csv"
 # written (their failures were seen), "blind" after, read once before one rule change (see the model card),
 # "blind-2" (72 clauses, more hedges, questions and tolerance) after the face reading, read once (its failures, like
 # every set's, were seen before the tolerance rule); "blind-3" (48 + 2 clauses) after the tolerance rule, read once
-# before one tolerance phrasing was added (model card)
+# before one tolerance phrasing was added (model card); "blind-4" (50 clauses, 10 questions) committed before the
+# rhetorical-question rule and read once before it (one clause, found to repeat a held-out one, replaced after)
 LATER_CLAUSE_FILES = {"held-out": DATA / "steer_clauses_heldout.csv", "blind": DATA / "steer_clauses_blind.csv",
                       "blind-2": DATA / "steer_clauses_blind2.csv", "blind-3": DATA / "steer_clauses_blind3.csv",
                       "blind-4": DATA / "steer_clauses_blind4.csv"}  # fmt: skip

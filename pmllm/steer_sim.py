@@ -2,7 +2,8 @@
 
 The steer benchmark (:mod:`pmllm.steer`) measures the like - dislike shift on real pictures. This check asks the
 same question inside the simulated world, where the answer is known: every simulated rater whose free text names a
-content class (the world's truth, ``truth/tastes.json``: ``mentioned``) rated 280 of the world's pictures. For each
+content class (the world's truth, ``truth/tastes.json``: ``mentioned``) rated some of the world's pictures (280 each in
+``worlds/sim``). For each
 such statement it takes the pictures of that class among the rater's rated ones and reports their mean percentile
 rank (0 = bottom, 1 = top of the rater's pictures) under
 
@@ -14,7 +15,7 @@ Statements are grouped by their sign (a like or a dislike: the sign of the rater
 by whether the rater is a training or a test user of the fold the checkpoint was fitted on. Numbers are SIMULATED.
 Run::
 
-    python -m pmllm.steer_sim --world worlds/sim [--fold 0] [--out runs/steer_sim.json]   # ~15 min on 2 cores
+    python -m pmllm.steer_sim --world worlds/sim [--fold 0] [--out runs/steer_sim.json]   # ~8 min on 2 cores
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def run(world: Path, fold: int, checkpoint: str | None, progress: bool = True) -
     content = pd.read_csv(world / "attributes.csv", dtype={"image": str, "content": str}).set_index("image")["content"]
     train = set(users_of_fold(str(world / "folds.json"), fold, table))
     model = PMLLM.from_pretrained(checkpoint) if checkpoint else PMLLM.from_pretrained()
+    fitted = model.config.meta.get("personal_head", {}).get("fold", model.config.meta.get("fold"))
+    if fitted is not None and int(fitted) != fold:
+        print(f"pmllm.steer_sim: warning: the checkpoint was fitted on fold {fitted}'s training users; the train/test "
+              f"split below is fold {fold}'s", file=sys.stderr)  # fmt: skip
     cache = feature_cache_dir(None)
     todo = statements(truth)
     by_user: dict[str, list[tuple[str, int]]] = {}
@@ -133,11 +138,19 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     world = Path(args.world)
-    if not (world / "truth" / "tastes.json").is_file() or not (world / "ratings").is_dir():
-        print(f"pmllm.steer_sim: error: {world} is not a simulated world with its truth (python -m eval.sim "
-              f"--out {world})", file=sys.stderr)  # fmt: skip
+    need = [world / "truth" / "tastes.json", world / "ratings", world / "attributes.csv", world / "folds.json"]
+    missing = [str(p.relative_to(world)) for p in need if not p.exists()]
+    if missing:
+        print(f"pmllm.steer_sim: error: {world} is not a simulated world with its truth (missing "
+              f"{', '.join(missing)}; python -m eval.sim --out {world} makes one)", file=sys.stderr)  # fmt: skip
         return 2
-    result = run(world, args.fold, args.checkpoint)
+    from piaa.schema import SchemaError
+
+    try:
+        result = run(world, args.fold, args.checkpoint)
+    except (SchemaError, ValueError, IndexError, KeyError) as err:
+        print(f"pmllm.steer_sim: error: {err}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

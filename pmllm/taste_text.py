@@ -9,8 +9,9 @@ The code is what pmllm's personal head sees of the user's own words (:class:`pml
    logit difference of " positive" vs " negative" for the next token. A tiny LLM is biased towards "positive", so
    the raw value is standardised with a centre/scale fitted on training users' clauses (stored in the checkpoint
    config) and squashed with tanh: ``w in (-1, 1)``. A clause that states a tolerance ("I don't mind grain",
-   :data:`pmllm.constants.TOLERANCE_PATTERNS`) weighs ``TOLERANCE_WEIGHT`` instead (a mild like); a question keeps
-   its "?" for the LLM to see.
+   :data:`pmllm.constants.TOLERANCE_PATTERNS`) weighs ``TOLERANCE_WEIGHT`` instead (a mild like); a rhetorical
+   question weighs ``+-RHETORICAL_WEIGHT`` by its frame (:func:`rhetorical`), and a negative question is read in its
+   positive form (:func:`polarity_text`); any other question keeps its "?" for the LLM to see.
 3. Topic: the frozen sentence encoder (all-MiniLM-L6-v2 by default) embeds each clause and the fixed concept
    vocabulary ``TASTE_CONCEPTS`` (each concept in a few phrasings, :func:`pmllm.constants.concept_phrases`; a
    clause's cosine with a concept is its best over them); the soft assignment is
@@ -33,7 +34,7 @@ import torch
 from pmllm import constants as C
 
 _SPLIT = re.compile(r"(?<=[.!?;])\s+|;\s*|\n+|\s+-+\s+(?:(?:and|but)\s+)?|,\s+(?:and|but)\s+|\s+but\s+", re.IGNORECASE)
-_STRIP = " .;,-!\"'"  # a question keeps its "?": the LLM reads "Who needs another beach photo?" as a question
+_STRIP = " .;,-!\"'"  # a question keeps its "?": the rhetorical rule and the LLM see that it is a question
 
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -45,43 +46,57 @@ _DISLIKE = re.compile(C.TOLERANCE_DISLIKE, re.IGNORECASE)
 _RHETORICAL_POSITIVE = re.compile("|".join(C.RHETORICAL_POSITIVE), re.IGNORECASE)
 _RHETORICAL_NEGATIVE = re.compile("|".join(C.RHETORICAL_NEGATIVE), re.IGNORECASE)
 _ASSERTS = re.compile(C.RHETORICAL_ASSERTS, re.IGNORECASE)
+_CANCEL = re.compile(C.RHETORICAL_CANCEL, re.IGNORECASE)
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+def plain(clause: str) -> str:
+    """``clause`` with its apostrophes as "'" and no surrounding blanks: what the rule patterns read."""
+    return clause.translate(_APOSTROPHES).strip()
 
 
 def tolerance(clause: str) -> bool:
     """Whether ``clause`` states a tolerance ("I don't mind grain"): a tolerance phrase with no negation before it
     and no dislike in the clause (:data:`pmllm.constants.TOLERANCE_PATTERNS`); it then weighs ``TOLERANCE_WEIGHT``."""
-    text = clause.replace("\u2019", "'")
+    text = plain(clause)
     m = _TOLERANCE.search(text)
     return bool(m) and not _NEGATION.search(text[: m.start()]) and not _DISLIKE.search(text)
 
 
 def rhetorical(clause: str) -> int:
     """The taste a rhetorical question states by its frame: +1 ("Who doesn't love a sunset?"), -1 ("Why would anyone
-    want a blurry photo?"), 0 for a clause that is no such question (or matches frames of both signs)
-    (:data:`pmllm.constants.RHETORICAL_POSITIVE` / ``RHETORICAL_NEGATIVE``); it then weighs ``+-RHETORICAL_WEIGHT``."""
-    text = clause.replace("\u2019", "'").strip()
+    want a blurry photo?"), 0 for a clause that is no such question, matches frames of both signs, or negates after
+    a negative frame ("Why would anyone hate a sunset?") (:data:`pmllm.constants.RHETORICAL_POSITIVE` /
+    ``RHETORICAL_NEGATIVE`` / ``RHETORICAL_CANCEL``); it then weighs ``+-RHETORICAL_WEIGHT``."""
+    text = plain(clause)
     if not text.endswith("?"):
         return 0
-    return int(bool(_RHETORICAL_POSITIVE.search(text))) - int(bool(_RHETORICAL_NEGATIVE.search(text)))
+    neg = _RHETORICAL_NEGATIVE.search(text)
+    if neg and _CANCEL.search(text, neg.end()):
+        return 0
+    return int(bool(_RHETORICAL_POSITIVE.search(text))) - int(bool(neg))
 
 
 def polarity_text(clause: str) -> str:
     """What the LLM reads for ``clause``'s polarity: a negative question asserts its positive form ("Isn't a starry
     sky breathtaking?" -> "a starry sky breathtaking", :data:`pmllm.constants.RHETORICAL_ASSERTS`); any other clause
     as written."""
-    text = clause.replace("\u2019", "'").strip()
+    text = plain(clause)
     m = _ASSERTS.match(text) if text.endswith("?") else None
-    return m.group(2) if m else clause
+    return m.group("rest") if m else clause
 
 
-def fixed_weight(clause: str) -> float | None:
-    """The weight a rule fixes for ``clause`` instead of the LLM's polarity reading: ``TOLERANCE_WEIGHT`` for a
-    tolerance (:func:`tolerance`), ``+-RHETORICAL_WEIGHT`` for a rhetorical question (:func:`rhetorical`); else
-    None."""
-    if tolerance(clause):
-        return C.TOLERANCE_WEIGHT
+def rule(clause: str) -> tuple[float, str] | None:
+    """``(weight, "tolerance" | "rhetorical")`` when a rule decides ``clause`` instead of the LLM's polarity reading:
+    a dismissive rhetorical question ``-RHETORICAL_WEIGHT`` (even with a tolerance word in it: "Why is grain
+    acceptable to anyone?"), a tolerance ``TOLERANCE_WEIGHT`` (:func:`tolerance`), an approving rhetorical question
+    ``+RHETORICAL_WEIGHT`` (:func:`rhetorical`); else None."""
     sign = rhetorical(clause)
-    return sign * C.RHETORICAL_WEIGHT if sign else None
+    if sign < 0:
+        return -C.RHETORICAL_WEIGHT, "rhetorical"
+    if tolerance(clause):
+        return C.TOLERANCE_WEIGHT, "tolerance"
+    return (C.RHETORICAL_WEIGHT, "rhetorical") if sign > 0 else None
 
 
 def unreadable(clause: str) -> str | None:
@@ -114,17 +129,18 @@ class TasteReading:
 
     clauses: list[str]
     polarity: list[float]  # raw LLM logit difference " positive" - " negative"
-    weight: list[float]  # tanh((polarity - centre) / scale), or the weight a rule fixes (:func:`fixed_weight`)
+    weight: list[float]  # tanh((polarity - centre) / scale), or the weight a rule fixes (:func:`rule`)
     concept: list[str]  # the most similar concept of each clause
     assign: torch.Tensor  # (clauses, len(TASTE_CONCEPTS)) soft topic assignment
     code: torch.Tensor  # (len(TASTE_CONCEPTS),)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (clause, why it was not used)
-    tolerant: list[bool] = field(init=False)  # per clause: a tolerance (:func:`tolerance`), weighed TOLERANCE_WEIGHT
-    fixed: list[float | None] = field(init=False)  # per clause: the weight a rule fixes (:func:`fixed_weight`)
+    tolerant: list[bool] = field(init=False)  # per clause: a tolerance (:func:`rule`), weighed TOLERANCE_WEIGHT
+    fixed: list[float | None] = field(init=False)  # per clause: the weight a rule fixes (:func:`rule`), else None
 
     def __post_init__(self):
-        self.tolerant = [tolerance(c) for c in self.clauses]
-        self.fixed = [fixed_weight(c) for c in self.clauses]
+        rules = [rule(c) for c in self.clauses]
+        self.tolerant = [r is not None and r[1] == "tolerance" for r in rules]
+        self.fixed = [None if r is None else r[0] for r in rules]
 
     def summary(self) -> list[str]:
         """Human-readable lines, e.g. ``"likes 'animals' (+0.83): I love pictures of animals"`` (``"tolerates"``
@@ -268,7 +284,7 @@ class TasteReader:
 
     def recode(self, reading: TasteReading) -> TasteReading:
         """Weights, top concepts and code of ``reading`` under this reader's polarity centre/scale (a clause a rule
-        decides, :func:`fixed_weight`: that rule's weight)."""
+        decides, :func:`rule`: that rule's weight)."""
         w = torch.tanh((torch.tensor(reading.polarity, dtype=torch.float32) - self.centre) / self.scale)
         w = torch.tensor([f if f is not None else v for f, v in zip(reading.fixed, w.tolist())], dtype=torch.float32)
         reading.weight = w.tolist()

@@ -170,7 +170,7 @@ def test_rhetorical_questions_weigh_by_their_frame(reader):
     """A rhetorical question states a taste by asking the opposite: its frame decides the sign, whatever the words
     in it ("love", "want"); a negative question is read in its positive form; other questions and statements are
     read as written."""
-    from pmllm.taste_text import polarity_text, rhetorical
+    from pmllm.taste_text import polarity_text, rhetorical, rule
 
     for clause in ("Who doesn't love a good sunset?", "What could be nicer than a puppy?", "What's not to like?",
                    "Can you ever have too much colour?", "Who could dislike a field of tulips?",
@@ -180,12 +180,21 @@ def test_rhetorical_questions_weigh_by_their_frame(reader):
                    "What is the point of black and white photos?", "What\u2019s so great about grey buildings?",
                    "Is there anything duller than a car?", "Why shoot in black and white?"):  # fmt: skip
         assert rhetorical(clause) == -1, clause
-    for clause in ("Who doesn't love a good sunset", "I love sunsets", "Do I like sunsets?", "Why not?",
+    for clause in ("Who doesnt love a sunset?", "Who doesn\u2018t love a sunset?",  # apostrophe left out or curly
                    "Why would anyone not love something better than this?"):  # fmt: skip
-        assert rhetorical(clause) == 0, clause  # no "?", no frame, or frames of both signs: the LLM reads it
+        assert rhetorical(clause) == 1, clause
+    assert rhetorical("Why would anyone want a photo of a plant?") == -1  # "plant" is no negation
+    for clause in ("Who doesn't love a good sunset", "I love sunsets", "Do I like sunsets?", "Why not?",
+                   "Why do I love sunsets?",
+                   "Why do people love sunsets so much?", "Why are you asking?", "Who wants to see flowers?",
+                   "Why would anyone hate a sunset?", "Why would you not want sharp photos?"):  # fmt: skip
+        assert rhetorical(clause) == 0, clause  # no "?", no frame, a sincere question, or a negated negative frame
+    assert rule("Is grain acceptable?") == (C.TOLERANCE_WEIGHT, "tolerance")
+    assert rule("Why would anyone want grain, even if it is acceptable?") == (-C.RHETORICAL_WEIGHT, "rhetorical")
     assert polarity_text("Isn't a snowy forest just magical?") == "a snowy forest just magical"
     assert polarity_text("Don\u2019t you love the sea?") == "you love the sea"
     assert polarity_text("Isn't it great") == "Isn't it great"  # not a question
+    assert polarity_text("Can't stand blurry photos?") == "Can't stand blurry photos?"  # no subject after it
     r = reader.read("Who doesn't love a cute puppy? Why would anyone want a blurry photo?")
     assert r.weight == pytest.approx([C.RHETORICAL_WEIGHT, -C.RHETORICAL_WEIGHT])
     assert r.summary()[0].startswith("likes 'animals'") and r.summary()[1].startswith("dislikes 'blurry photos'")
