@@ -40,9 +40,9 @@ them), each with the ``TASTE_CONCEPTS`` concept and polarity it expresses. Each 
   concepts (*group*, :data:`CONCEPT_GROUPS`; a concept outside every group is its own group);
 * both: polarity correct and concept correct by group; this is the reported reader accuracy (target >= 90 %).
 
-Five more clause sets, written after the main one in other words, are read the same way and reported beside it
+Six more clause sets, written after the main one in other words, are read the same way and reported beside it
 (``LATER_CLAUSE_FILES``: ``steer_clauses_heldout.csv``, ``steer_clauses_blind.csv``, ``steer_clauses_blind2.csv``,
-``steer_clauses_blind3.csv``, ``steer_clauses_blind4.csv``).
+``steer_clauses_blind3.csv``, ``steer_clauses_blind4.csv``, ``steer_clauses_blind5.csv``).
 
 The JSON (``--out``) holds the configuration, every picture (content, properties), every wording's scores, each
 probe's metric and each clause's reading. These are measurements of the model as it is; nothing is tuned here.
@@ -70,10 +70,10 @@ CLAUSES_FILE = DATA / "steer_clauses.csv"
 # "blind-2" (72 clauses, more hedges, questions and tolerance) after the face reading, read once (its failures, like
 # every set's, were seen before the tolerance rule); "blind-3" (48 + 2 clauses) after the tolerance rule, read once
 # before one tolerance phrasing was added (model card); "blind-4" (50 clauses, 10 questions) committed before the
-# rhetorical-question rule and read once before it (one clause, found to repeat a held-out one, replaced after)
+# rhetorical-question rule and read once before it (one clause, found to repeat a held-out one, replaced after);
+# "blind-5" (50 clauses) written after every rule and read once
 LATER_CLAUSE_FILES = {"held-out": DATA / "steer_clauses_heldout.csv", "blind": DATA / "steer_clauses_blind.csv",
-                      "blind-2": DATA / "steer_clauses_blind2.csv", "blind-3": DATA / "steer_clauses_blind3.csv",
-                      "blind-4": DATA / "steer_clauses_blind4.csv"}  # fmt: skip
+                      **{f"blind-{n}": DATA / f"steer_clauses_blind{n}.csv" for n in (2, 3, 4, 5)}}  # fmt: skip
 CLAUSE_COLUMNS = ("clause", "concept", "polarity", "kind", "sentence")
 TARGET_AUC = 0.85  # issue 12: every content probe
 TARGET_SPEARMAN = 0.5  # issue 12: every property probe
