@@ -21,6 +21,10 @@ from demo.store import Photo, StoreError, User, UserStore
 from piaa.schema import Profile, SchemaError
 
 PROFILE_FIELDS = ("text", "age", "gender", "photography_experience")  # the form's fields
+# what the user is told after a ranking from their words: the words move it by less than people expect (the README's
+# known gaps, pmllm.steer / pmllm.steer_sim), ratings move it by more
+WORDS_HINT = ("Your words shift the ranking, but only a little; rate a few photos below and press *Personalize* to "
+              "make it follow you.")  # fmt: skip
 
 
 @dataclass
@@ -154,6 +158,7 @@ class Demo:
         read = self.service.read_taste(profile)
         if read:
             note += "\n\nWhat I read in your words:" + "".join(f"\n* {line}" for line in read)
+            note += f"\n\n{WORDS_HINT}"
         return self.view(user, note)
 
     def _rated(self, user: User, table) -> dict[str, float]:

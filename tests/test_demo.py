@@ -6,6 +6,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from demo.service import DemoService, make_profile, parse_ratings
+from demo.session import WORDS_HINT
 from piaa.images import load_image
 from piaa.photos import bundled_photos, sample_photos
 
@@ -142,6 +143,7 @@ def test_app_end_to_end_over_http(service, tmp_path):
         n = len(service.sample_photos())
         assert n >= 12 and len(gallery) == n and f"{n} photos" in note and gallery[0]["caption"].startswith("#1 ")
         assert "What I read in your words" in note and "likes '" in note  # the default checkpoint reads free text
+        assert WORDS_HINT in note  # and says that ratings move the ranking more than words
         rows = table["data"]
         assert [r[0] for r in rows] == [g["caption"].split(" · ")[0].split(" ", 1)[1] for g in gallery]
         for i, r in enumerate(rows[:6]):
