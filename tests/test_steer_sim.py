@@ -15,6 +15,16 @@ def test_statements_take_content_mentions_with_the_sign_of_the_personal_weight()
         "u2": {"mentioned": ["noise"], "profile_part": {}, "idiosyncratic_part": {}},
     }}  # fmt: skip
     assert steer_sim.statements(truth) == [("u0", "food", 1), ("u1", "animal", -1)]
+    truth["raters"]["u2"]["idiosyncratic_part"]["noise"] = 0.4
+    assert steer_sim.statements(truth, ("property",)) == [("u1", "brightness", -1), ("u2", "noise", 1)]
+    assert len(steer_sim.statements(truth, ("content", "property"))) == 4
+
+
+def test_signed_spearman_follows_the_stated_direction():
+    v = np.array([0.1, 0.5, 0.2, 0.9])
+    assert steer_sim.signed_spearman(v * 2, v, 1) == pytest.approx(1.0)
+    assert steer_sim.signed_spearman(v * 2, v, -1) == pytest.approx(-1.0)
+    assert steer_sim.signed_spearman(np.ones(4), v, 1) == 0.0
 
 
 def test_mean_percentile_top_bottom_and_ties():
@@ -34,6 +44,8 @@ def test_summary_groups_by_split_and_sign_and_prints_simulated():
     assert groups[("test", "like")]["truth"] == pytest.approx(0.4)  # u3, u5
     table = steer_sim.format_table(summary)
     assert table.startswith("SIMULATED") and "0.10 ± 0.10" in table
+    prop = [{**r, "kind": "property"} for r in rows[:2]]
+    assert {r["kind"] for r in steer_sim.summarise(rows + prop)} == {"content", "property"}
 
 
 def test_not_a_world_is_a_usage_error(tmp_path, capsys):
