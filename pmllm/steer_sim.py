@@ -129,8 +129,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     for kind in ("content", "property"):
         for split in ("train", "test", "all"):
             for sign in (1, -1):
-                group = [r for r in rows if r.get("kind", "content") == kind and r["sign"] == sign
-                         and split in ("all", r["split"])]  # fmt: skip
+                group = [r for r in rows if r["kind"] == kind and r["sign"] == sign and split in ("all", r["split"])]
                 if group:
                     out.append(_group_row(group, kind, split, sign))
     return out
@@ -152,8 +151,7 @@ def format_table(summary: list[dict]) -> str:
              "property, signed by the statement (1 = the stated way round)", head]  # fmt: skip
     for r in summary:
         cells = "  ".join(f"{r[c]:.2f} ± {r[c + '_sd']:.2f}".rjust(13) for c in COLUMNS)
-        kind = r.get("kind", "content")
-        lines.append(f"{kind:<9} {r['split']:<6} {r['stated']:<8} {r['n']:>4} {r['users']:>6}  {cells}")
+        lines.append(f"{r['kind']:<9} {r['split']:<6} {r['stated']:<8} {r['n']:>4} {r['users']:>6}  {cells}")
     return "\n".join(lines)
 
 

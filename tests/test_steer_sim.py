@@ -1,5 +1,5 @@
 """pmllm.steer_sim: the simulated check of how far a stated content preference moves photos (the parts that need
-no model; the whole check runs on the committed world, ~15 min, and is reported in the model card)."""
+no model; the whole check runs on the committed world, ~8 min, and is reported in the model card)."""
 
 import numpy as np
 import pytest
@@ -35,8 +35,9 @@ def test_mean_percentile_top_bottom_and_ties():
 
 
 def test_summary_groups_by_split_and_sign_and_prints_simulated():
-    rows = [{"user": f"u{i}", "split": "train" if i < 3 else "test", "content": "animal", "sign": 1 if i % 2 else -1,
-             "n_pictures": 5, "truth": i / 10, "full": 0.5, "text": 0.5, "empty": 0.4} for i in range(6)]  # fmt: skip
+    rows = [{"user": f"u{i}", "split": "train" if i < 3 else "test", "kind": "content", "feature": "animal",
+             "sign": 1 if i % 2 else -1, "n_pictures": 5, "truth": i / 10, "full": 0.5, "text": 0.5, "empty": 0.4}
+            for i in range(6)]  # fmt: skip
     summary = steer_sim.summarise(rows)
     groups = {(r["split"], r["stated"]): r for r in summary}
     assert groups[("all", "like")]["n"] == 3 and groups[("all", "dislike")]["n"] == 3
