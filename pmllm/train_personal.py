@@ -160,6 +160,26 @@ def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 GROUND_ALPHA = 1.0  # ridge penalty of the two grounded weights (the bilinear block takes the alpha grid)
+MAX_UNKNOWNS = 46_340  # LAPACK's 32-bit index limit on an n x n normal matrix (n * n < 2**31)
+
+
+def check_ridge_size(n_fields: int, kv: int) -> None:
+    """Refuse a fields ridge too large to solve here (``n_fields * kv + 2`` unknowns), before its normal matrix is
+    allocated, naming ``--kv-grid`` (a larger one crashes LAPACK or exhausts memory instead of failing cleanly)."""
+    import os
+
+    n_x = n_fields * kv + 2
+    need = 2 * 8 * n_x * n_x  # the normal matrix and the solver's copy, float64
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not every platform reports it
+        avail = None
+    if n_x > MAX_UNKNOWNS or (avail is not None and need > avail):
+        fit = max(1, min(MAX_UNKNOWNS, int((avail / 16) ** 0.5) if avail else MAX_UNKNOWNS) // max(1, n_fields))
+        raise ValueError(f"--kv-grid {kv}: the fields ridge would have {n_x} unknowns ({n_fields} profile "
+                         f"features x {kv} photo components), whose normal matrix needs {need / 2**30:.1f} GiB"
+                         + (f" of the {avail / 2**30:.1f} GiB free" if avail is not None else "")
+                         + f"; use --kv-grid values of at most {fit}")  # fmt: skip
 
 
 def ground_terms(codes: np.ndarray, z: np.ndarray, mode: str) -> np.ndarray:
@@ -181,6 +201,7 @@ def fit_fields_ridge(fviews: np.ndarray, vn: np.ndarray, ru: np.ndarray, ri: np.
     grounded terms (:func:`ground_terms`) as two more columns, penalised by :data:`GROUND_ALPHA`.
     Returns ``{"mu", "A", "W": {alpha: ((n, kv), (2,))}}``.
     """
+    check_ridge_size(fviews.shape[-1], min(kv, *vn[fit_images].shape))
     mu, a = _pca(vn[fit_images], kv)
     vr = (vn - mu) @ a.T
     n_f, k = fviews.shape[-1], vr.shape[1]
@@ -270,6 +291,8 @@ def train_fields(args: argparse.Namespace, model: PMLLM, table: RatingsTable, us
         out[..., n_fields:] *= tw
         return out
 
+    for kv in args.kv_grid:  # every grid point checked before the first fit, not minutes into the grid
+        check_ridge_size(fviews.shape[-1], min(kv, *vn.shape))
     split = UserSplit(table, users, img_index, args.val_frac, args.seed)
     log = split.start_log()
     # validation views: the full profile, and (with text) the structured fields only and the free text only
@@ -447,7 +470,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--no-cache", action="store_true")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if min(args.kv_grid) < 1:
+        ap.error(f"--kv-grid: photo PCA sizes must be at least 1, got {min(args.kv_grid)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,7 @@ without reading the fold's test users."""
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from piaa.schema import Profile, RatingsTable
@@ -123,3 +124,18 @@ def test_train_personal_fields_mode(tiny_dirs, tiny_table, tmp_path):
     a = model.score(imgs, profile=Profile(age="22-25"))
     b = model.score(imgs, profile=Profile(age="22-25"), cached=False)
     assert np.abs(a.scores - b.scores).max() < 1e-4
+
+
+def test_fields_ridge_too_large_is_refused_before_allocating():
+    """A --kv-grid whose ridge LAPACK cannot index (n*n >= 2**31) is a clear error naming the flag, raised before
+    the normal matrix is allocated (at kv 256 with the default profile size it used to segfault)."""
+    from pmllm.train_personal import MAX_UNKNOWNS, check_ridge_size, fit_fields_ridge
+
+    check_ridge_size(10, 4)  # small: accepted
+    with pytest.raises(ValueError, match=r"--kv-grid 300: the fields ridge would have 60002 unknowns"):
+        check_ridge_size(200, 300)
+    rng = np.random.default_rng(0)
+    fviews, vn = rng.normal(size=(2, 1, 200)), rng.normal(size=(300, 300))
+    with pytest.raises(ValueError, match="use --kv-grid values of at most"):
+        fit_fields_ridge(fviews, vn, np.array([0, 1]), np.array([0, 1]), np.zeros(2), 300, [1.0], np.arange(300))
+    assert 200 * 231 + 2 <= MAX_UNKNOWNS < 200 * 232 + 2  # the bound is LAPACK's 32-bit one
