@@ -201,7 +201,7 @@ CONCEPT_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
     "animals": ("photos of pets and wildlife", "photos of dogs, cats and birds"),
     "food": ("photos of meals and dishes", "food photography"),
     "cars and vehicles": ("photos of cars, trains, planes and motorbikes",),
-    "space and stars": ("photos of the night sky, stars and galaxies", "astronomy photos"),
+    "space and stars": ("photos of the night sky, stars and galaxies", "astronomy photos", "photos of a starry sky"),
     "flowers and plants": ("photos of flowers and gardens", "photos of leaves and houseplants"),
     "buildings and architecture": ("photos of skyscrapers, bridges and houses", "architecture photos"),
     "abstract images": ("abstract photos of shapes and patterns", "photos of abstract digital art"),
