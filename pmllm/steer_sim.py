@@ -32,15 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pmllm.steer import mean_percentile
+
 COLUMNS = ("truth", "full", "text", "empty")
-
-
-def mean_percentile(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mean percentile rank (0 = lowest, 1 = highest; ties share their rank) of the labelled items."""
-    from scipy.stats import rankdata
-
-    pct = (rankdata(scores) - 1) / max(len(scores) - 1, 1)
-    return float(pct[labels].mean())
 
 
 def statements(truth: dict, kinds: tuple[str, ...] = ("content",)) -> list[tuple[str, str, int]]:
@@ -57,11 +51,9 @@ def statements(truth: dict, kinds: tuple[str, ...] = ("content",)) -> list[tuple
 
 
 def signed_spearman(scores: np.ndarray, values: np.ndarray, sign: int) -> float:
-    """``sign`` x Spearman of ``scores`` with ``values`` (0 where either is constant)."""
+    """``sign`` x Spearman of ``scores`` with ``values`` (0 where either is constant: :func:`piaa.stats.srocc`)."""
     from piaa.stats import srocc
 
-    if np.ptp(scores) == 0 or np.ptp(values) == 0:
-        return 0.0
     return float(sign * srocc(scores, values))
 
 
@@ -117,7 +109,7 @@ def run(world: Path, fold: int, checkpoint: str | None, kinds: tuple[str, ...] =
                     continue
                 rows.append({"user": user, "split": split, "kind": "content", "feature": feature, "sign": sign,
                              "n_pictures": int(labels.sum()),
-                             **{c: mean_percentile(scores[c], labels) for c in COLUMNS}})  # fmt: skip
+                             **{c: mean_percentile([scores[c]], labels) for c in COLUMNS}})  # fmt: skip
     return {"world": str(world), "fold": fold, "checkpoint": checkpoint or "default", "simulated": True,
             "statements": rows, "summary": summarise(rows)}  # fmt: skip
 

@@ -175,7 +175,8 @@ def check_ridge_size(n_fields: int, kv: int) -> None:
     except (ValueError, OSError, AttributeError):  # not every platform reports it
         avail = None
     if n_x > MAX_UNKNOWNS or (avail is not None and need > avail):
-        fit = max(1, min(MAX_UNKNOWNS, int((avail / 16) ** 0.5) if avail else MAX_UNKNOWNS) // max(1, n_fields))
+        limit = min(MAX_UNKNOWNS, int((avail / 16) ** 0.5)) if avail is not None else MAX_UNKNOWNS
+        fit = max(1, (limit - 2) // max(1, n_fields))  # n_fields * fit + 2 unknowns stay within the limit
         raise ValueError(f"--kv-grid {kv}: the fields ridge would have {n_x} unknowns ({n_fields} profile "
                          f"features x {kv} photo components), whose normal matrix needs {need / 2**30:.1f} GiB"
                          + (f" of the {avail / 2**30:.1f} GiB free" if avail is not None else "")
