@@ -8,6 +8,7 @@ module (run the app with ``python -m demo.app``).
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Sequence
@@ -83,6 +84,7 @@ class DemoService:
         self._taskvec = None
         self._feats: dict[str, object] = {}  # image path (content-addressed in the store) -> trunk features
         self._photo_stats: dict[str, np.ndarray] = {}  # image path -> piaa.photostats.photo_stats row
+        self._words: dict[tuple[str, str], float] = {}  # (profile JSON, image path) -> the few-shot words part
         self._fewshot = None
         self._pmllm_lock, self._taskvec_lock = threading.RLock(), threading.RLock()
         self._ranking = 0  # rankings in progress (the warm-up's later steps wait for none, not to slow a user's)
@@ -153,7 +155,30 @@ class DemoService:
                 self._idle.notify_all()
         kept = [str(p) for i, p in enumerate(paths) if i not in res.errors]
         rejected = {Path(paths[i]).name: why.split(": ", 1)[-1] for i, why in res.errors.items()}
+        if "words" in res.details:  # kept for personalization's words part (words(): the same values)
+            self._remember_words(profile, kept, res.details["words"])
         return kept, res.scores[res.ok], rejected
+
+    def _remember_words(self, profile: Profile, paths: Sequence[str], words) -> None:
+        if len(self._words) + len(paths) > MAX_CACHED_FEATURES:
+            self._words.clear()
+        key = json.dumps(profile.to_dict(), sort_keys=True)
+        self._words.update({(key, str(p)): float(w) for p, w in zip(paths, words)})
+
+    def words(self, profile: Profile | None, paths: Sequence[str | Path]) -> np.ndarray | None:
+        """The few-shot model's words part for ``paths`` (:meth:`pmllm.model.PMLLM.stated_taste`: what the free
+        text alone says of each photo): from the ranking that computed it, else computed; None without a text."""
+        if profile is None or not profile.text:
+            return None
+        key = json.dumps(profile.to_dict(), sort_keys=True)
+        missing = [str(p) for p in paths if (key, str(p)) not in self._words]
+        if missing:
+            with self._pmllm_lock:
+                res = self.pmllm().score(missing, profile=profile, scale=PARA_SCALE, on_error="raise")
+            if "words" not in res.details:
+                return None
+            self._remember_words(profile, missing, res.details["words"])
+        return np.array([self._words[(key, str(p))] for p in paths], dtype=np.float64)
 
     def read_taste(self, profile: Profile) -> list[str]:
         """What the zero-shot model read from the free text, one line per clause (empty if it reads no text)."""
@@ -194,16 +219,18 @@ class DemoService:
     def fit(self, paths: Sequence[str | Path], rated: dict[int, float], name: str = "demo-user",
             profile: Profile | None = None, zero_shot: np.ndarray | None = None):  # fmt: skip
         """The few-shot model of parts fitted on ``rated`` ({photo index: 1-5}; ``zero_shot``: the profile part's
-        scores of every photo, None for no profile part): ``(FewShotUser, combined score of every photo)``."""
+        scores of every photo, None for no profile part; the words part comes from ``profile``'s text,
+        :meth:`words`): ``(FewShotUser, combined score of every photo)``."""
         idx = sorted(rated)
         y = np.array([rated[i] for i in idx], dtype=np.float64)
+        zero = None if zero_shot is None else np.asarray(zero_shot, dtype=np.float64)
+        words = None if zero is None else self.words(profile, paths)  # before the taskvec lock: it takes pmllm's
         with self._taskvec_lock:
             model = self.fewshot()
             x = model.from_trunk(self._features(paths), self._stats(paths))
-            zero = None if zero_shot is None else np.asarray(zero_shot, dtype=np.float64)
             user = model.fit(name, x.rows(idx), y, PARA_SCALE, zero=None if zero is None else zero[idx],
-                             profile=profile)  # fmt: skip
-            return user, model.predict(user, x, zero=zero)
+                             profile=profile, words=None if words is None else words[idx])  # fmt: skip
+            return user, model.predict(user, x, zero=zero, words=words)
 
     def few_shot(self, paths: Sequence[str | Path], rated: dict[int, float]) -> tuple[np.ndarray, float]:
         """The ratings' parts alone (no profile): (combined score of every photo, fit seconds)."""
@@ -232,7 +259,8 @@ class DemoService:
         return Personalized(display, weights_note(user), user)
 
 
-PART_LABELS = {"profile": "your description", "taskvec": "task vectors fitted to your ratings",
+PART_LABELS = {"profile": "your description", "words": "what your words say of each photo",
+               "taskvec": "task vectors fitted to your ratings",
                "residual": "a photo-feature model of your ratings"}  # fmt: skip
 
 

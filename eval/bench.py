@@ -66,9 +66,9 @@ def run(args) -> list[dict]:
     for k in (int(s) for s in args.shots.split(",")):
         times = []
         for ui, user, rows_x, y in _episodes(args, world, x, users, k):
-            zero = np.random.default_rng(ui).normal(size=k)  # stand-in profile predictions (see the docstring)
+            zero, words = np.random.default_rng(ui).normal(size=(2, k))  # stand-in profile / words predictions
             t = time.perf_counter()
-            model.fit(user, rows_x, y, world.ratings.scale, zero=zero)
+            model.fit(user, rows_x, y, world.ratings.scale, zero=zero, words=words)
             times.append(time.perf_counter() - t)
         if times:
             rows.append({"k": k, "users": len(times), "median_s": float(np.median(times)),

@@ -18,6 +18,17 @@ import numpy as np
 from eval.fewshot import FewShot, FewShotUser
 
 
+def _words(zero, rows: list[int]) -> np.ndarray | None:
+    """The words part of images ``rows`` from pmllm's result ``zero`` (its ``details["words"]`` follow the scored
+    images in order); None where pmllm read no free text."""
+    words = zero.details.get("words")
+    if words is None:
+        return None
+    full = np.full(len(zero.scores), np.nan)
+    full[np.isfinite(zero.scores)] = words
+    return full[rows]
+
+
 class Ensemble:
     """Without a user the zero-shot scores are returned as they are. With one, every part the user's weights
     keep is scored and :func:`eval.fewshot.combine` mixes them; the combined normal score is mapped onto ``scale``
@@ -57,8 +68,9 @@ class Ensemble:
         if skipped:
             warnings.warn(f"{len(skipped)} rated photo(s) could not be read and were left out: "
                           + "; ".join(skipped.values()), stacklevel=2)  # fmt: skip
+        words = _words(zero, keep)
         user = self.model.fit(name, x.rows(keep), y[keep], scale, zero=zero.scores[keep], profile=profile,
-                              rated_keys=[content_key(images[i]) for i in keep])  # fmt: skip
+                              rated_keys=[content_key(images[i]) for i in keep], words=words)  # fmt: skip
         user.taskvec.config.skipped = skipped
         return user
 
@@ -82,8 +94,8 @@ class Ensemble:
         parts = {}
         if good:
             xg = x.rows(good)
-            parts = self.model.part_scores(user, xg, zero=zero.scores[good])
-            z = self.model.predict(user, xg, zero=zero.scores[good], parts=parts)
+            parts = self.model.part_scores(user, xg, zero=zero.scores[good], words=_words(zero, good))
+            z = self.model.predict(user, xg, parts=parts)
             scores[good] = scale.min + ndtr(z) * scale.range
         known = user.ratings  # photos the user rated keep their rating (piaa.scoring.keep_ratings)
         rated = {j: known[key] for j, i in enumerate(good) if (key := content_key(images[i])) in known}

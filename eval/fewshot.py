@@ -4,6 +4,9 @@ predicts the user's own held-back ratings.
 Parts (each predicts the user's score of a photo):
 
 * ``profile`` - the zero-shot prediction from what the user wrote (pmllm). It fits nothing.
+* ``words`` - what the free text alone says of each photo: the taste read from the words times the photo's measured
+  evidence of those concepts (:meth:`pmllm.model.PMLLM.stated_taste`), without the population's taste that the
+  profile part adds. It fits nothing; a user whose ratings agree with their words gives it the weight.
 * ``taskvec`` - the task-vector merge, coefficients fitted on the ratings (taskvec, recipe ``fast``).
 * ``residual`` - the population model (theta_0 + the ``general`` task vector) plus a ridge fitted to the user's
   residuals over it, on frozen features: Lite0's pooled ImageNet features and/or photo statistics (light, colour,
@@ -45,10 +48,10 @@ from scipy.stats import rankdata
 
 from piaa.stats import LooRidge, srocc
 
-PARTS = ("profile", "taskvec", "residual")
+PARTS = ("profile", "words", "taskvec", "residual")
 # a-priori agreement of each part with a user's ratings, worth PRIOR_RATINGS ratings (chosen on training users of
 # the simulated world, never on test users: taskvec/MODEL_CARD.md, "Few-shot model of parts")
-PRIOR_AGREEMENT = {"profile": 0.6, "taskvec": 0.3, "residual": 0.3}
+PRIOR_AGREEMENT = {"profile": 0.6, "words": 0.3, "taskvec": 0.3, "residual": 0.3}
 PRIOR_RATINGS = 20.0
 STACK_RIDGE = 10.0  # pseudo-ratings pulling the stacked weights towards the agreement weights
 CV_FOLDS = 5  # out-of-fold folds of the taskvec part (leave-one-out below that many ratings)
@@ -356,9 +359,10 @@ class FewShot:
         return out
 
     def fit(self, name: str, x: PartInputs, ratings, scale, zero: np.ndarray | None = None, profile=None,
-            rated_keys: list[str] | None = None) -> FewShotUser:  # fmt: skip
-        """Fit every part on the support set ``x`` rated ``ratings`` (on ``scale``); ``zero``: the profile part's
-        predictions of those photos (None: no profile part). ``rated_keys``: content keys of the rated files."""
+            rated_keys: list[str] | None = None, words: np.ndarray | None = None) -> FewShotUser:  # fmt: skip
+        """Fit every part on the support set ``x`` rated ``ratings`` (on ``scale``); ``zero`` / ``words``: the
+        profile and words parts' predictions of those photos (None: no such part; ``words`` is None without a
+        free text). ``rated_keys``: content keys of the rated files."""
         import time
         import warnings
 
@@ -371,6 +375,8 @@ class FewShot:
         held: dict[str, np.ndarray | None] = {}
         if "profile" in self.parts and zero is not None:
             held["profile"] = np.asarray(zero, dtype=np.float64)
+        if "words" in self.parts and words is not None and np.ptp(words) > 0:  # a constant says nothing
+            held["words"] = np.asarray(words, dtype=np.float64)
         if "taskvec" in self.parts:
             held["taskvec"] = self._taskvec_held_back(x, y, scale, tv, cache)
         residual = None
@@ -395,13 +401,16 @@ class FewShot:
         )
         return FewShotUser(tv, cfg, residual)
 
-    def part_scores(self, user: FewShotUser, x: PartInputs, zero: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Each weighted part's prediction for photos ``x`` on the user's scale."""
+    def part_scores(self, user: FewShotUser, x: PartInputs, zero: np.ndarray | None = None,
+                    words: np.ndarray | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+        """Each weighted part's prediction for photos ``x`` (the words part in its own units: only order counts)."""
         scale = user.taskvec.scale
         out = {}
         w = user.config.weights
         if w.get("profile", 0) > 0 and zero is not None:
             out["profile"] = np.asarray(zero, dtype=np.float64)
+        if w.get("words", 0) > 0 and words is not None:
+            out["words"] = np.asarray(words, dtype=np.float64)
         if w.get("taskvec", 0) > 0:
             out["taskvec"] = scale.denormalize(self.scorer.score_features(x.trunk, user.taskvec))
         if w.get("residual", 0) > 0:  # no ridge (fewer than 3 ratings): the population model alone
@@ -410,9 +419,11 @@ class FewShot:
         return out
 
     def predict(self, user: FewShotUser, x: PartInputs, zero: np.ndarray | None = None,
-                parts: dict[str, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+                parts: dict[str, np.ndarray] | None = None, words: np.ndarray | None = None
+                ) -> np.ndarray:  # fmt: skip
         """Combined score (normal-score units, higher = better) of photos ``x`` for ``user`` (``parts``: their
         :meth:`part_scores`, when the caller already has them)."""
-        if user.config.weights.get("profile", 0) > 0 and zero is None:
-            raise ValueError(f"user {user.name!r} weighs the profile part: pass its predictions (zero=...)")
-        return combine(self.part_scores(user, x, zero) if parts is None else parts, user.config.weights)
+        for name, arg, given in (("profile", "zero", zero), ("words", "words", words)):
+            if parts is None and user.config.weights.get(name, 0) > 0 and given is None:
+                raise ValueError(f"user {user.name!r} weighs the {name} part: pass its predictions ({arg}=...)")
+        return combine(self.part_scores(user, x, zero, words) if parts is None else parts, user.config.weights)

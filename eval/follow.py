@@ -130,7 +130,7 @@ def run_check(paths, contents, stats: np.ndarray, repeats: int, seed: int, taste
     photo = stats[:, : len(ATTRIBUTES)]
     inputs = {ps: m.from_trunk(trunk, photo if ps else None) for ps, m in models.items()}
     tokens = pm.visual_tokens(paths)  # encoded once: PMLLM.score is visual_tokens + grounding_stats + score_tokens
-    zeros: dict[str, np.ndarray] = {}
+    zeros: dict[str, object] = {}  # taste -> pmllm's ScoreOutput (scores: the profile part; words: the words part)
     rows = []
     tastes = tastes or TASTES
     todo = [(t, k) for t in tastes for k in SHOTS]
@@ -140,8 +140,8 @@ def run_check(paths, contents, stats: np.ndarray, repeats: int, seed: int, taste
             continue
         if taste not in zeros:  # the same for every k
             profile = Profile(text=tastes[taste][0])
-            zeros[taste] = pm.score_tokens(profile, tokens, scale=PARA_SCALE, stats=stats).scores
-        zero = zeros[taste]
+            zeros[taste] = pm.score_tokens(profile, tokens, scale=PARA_SCALE, stats=stats)
+        zero, words = zeros[taste].scores, zeros[taste].words
         y = ratings_of(values)
         for ps, model in models.items():
             got, base, best = [], [], []
@@ -151,8 +151,10 @@ def run_check(paths, contents, stats: np.ndarray, repeats: int, seed: int, taste
                 if np.ptp(y[rated]) == 0:
                     continue
                 x = inputs[ps]
-                user = model.fit(taste, x.rows(rated), y[rated], PARA_SCALE, zero=zero[rated])
-                shown = keep_ratings(model.predict(user, x, zero=zero), {int(i): y[i] for i in rated}, PARA_SCALE)
+                user = model.fit(taste, x.rows(rated), y[rated], PARA_SCALE, zero=zero[rated],
+                                 words=None if words is None else words[rated])  # fmt: skip
+                shown = keep_ratings(model.predict(user, x, zero=zero, words=words), {int(i): y[i] for i in rated},
+                                     PARA_SCALE)  # fmt: skip
                 got.append(srocc(shown[rest], values[rest]))
                 base.append(srocc(zero[rest], values[rest]))
                 best.append(ceiling(values[rest]))

@@ -1,6 +1,7 @@
 """Harness adapters for the few-shot model of parts (:mod:`eval.fewshot`): ``ensemble`` and its ablations.
 
-Per test user: pmllm scores the support and query photos from the profile (the ``profile`` part), and
+Per test user: pmllm scores the support and query photos from the profile (the ``profile`` part, and the ``words``
+part: what the free text alone says of each photo), and
 :class:`eval.fewshot.FewShot` fits the ``taskvec`` and ``residual`` parts on the support ratings and weighs all
 parts by their agreement with held-back support ratings (:func:`eval.fewshot.part_weights`). Query ratings are never
 looked at. At 0 shots the ensemble is pmllm's prediction (it runs there, so the results table shows it); the
@@ -51,7 +52,7 @@ class EnsembleScorer(Scorer):
         self.cache_dir, self.progress = cache_dir, progress
         self.zero = None
         self.needs_support = "profile" not in self.parts  # with the profile part it also runs at 0 shots (= pmllm)
-        if "profile" in self.parts:
+        if {"profile", "words"} & set(self.parts):
             from eval.scorers_pmllm import PMLLMScorer
 
             self.zero = PMLLMScorer(checkpoint=pmllm_checkpoint)
@@ -91,18 +92,21 @@ class EnsembleScorer(Scorer):
         if self.model is None:
             raise RuntimeError(f"{self.name}: call fit(benchmark, train_users) before predict")
         support, query = list(task.support_images), list(task.query_images)
-        zero_s = zero_q = None
+        zero_s = zero_q = words_s = words_q = None
         if self.zero is not None:
-            both = self.zero.predict(dataclasses.replace(task, query_images=support + query))
+            both, words = self.zero.predict_with_words(dataclasses.replace(task, query_images=support + query))
             zero_s, zero_q = both[: len(support)], both[len(support) :]
+            if words is not None:
+                words_s, words_q = words[: len(support)], words[len(support) :]
         q = self._rows(query)
         if len(support) < 2:
             return zero_q if zero_q is not None else q.base
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            user = self.model.fit(task.user, self._rows(support), task.support_scores, task.scale, zero=zero_s)
+            user = self.model.fit(task.user, self._rows(support), task.support_scores, task.scale, zero=zero_s,
+                                  words=words_s)  # fmt: skip
         self.weights.append(dict(user.config.weights))
-        return self.model.predict(user, q, zero=zero_q)
+        return self.model.predict(user, q, zero=zero_q, words=words_q)
 
 
 # ablations: the same scorer with other defaults (partials keep the signature the harness reads its options from)

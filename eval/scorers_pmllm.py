@@ -29,7 +29,8 @@ from piaa.schema import DEMOGRAPHIC_FIELDS, LAPIS_FIELDS, PARA_FIELDS, Profile
 
 _MODELS: dict[str, object] = {}
 _TOKENS: dict[tuple[str, str], object] = {}  # (vision encoder, image path) -> frozen visual tokens (fp16)
-_PREDICTIONS: dict[tuple[str, str, str], dict[str, float]] = {}  # (checkpoint, profile, scale) -> {path: score}
+# (checkpoint, profile, scale) -> {path: (score, words)}; words: PMLLM.stated_taste, NaN where no text was read
+_PREDICTIONS: dict[tuple[str, str, str], dict[str, tuple[float, float]]] = {}
 _STATS: dict[str, np.ndarray] = {}  # image path -> pmllm.grounding.grounding_stats row (grounded pixel evidence)
 
 
@@ -111,6 +112,11 @@ class PMLLMScorer(Scorer):
         """Scores of the query images. A user's score of an image does not depend on the episode (zero-shot), so
         it is computed once per (checkpoint, profile, scale, image) and reused by every shot count and repeat,
         and by every scorer built on the same checkpoint (``ensemble``)."""
+        return self.predict_with_words(task)[0]
+
+    def predict_with_words(self, task: UserTask) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(scores, words)`` of the query images; ``words``: what the free text alone says of each
+        (:meth:`pmllm.model.PMLLM.stated_taste`, the few-shot model's words part), None where no text was read."""
         if self.model is None:
             raise RuntimeError(f"{self.name}: call fit(benchmark, train_users) before predict")
         profile = self.profile(task.profile)
@@ -123,8 +129,10 @@ class PMLLMScorer(Scorer):
             stats = np.stack([_STATS[str(p)] for p in missing]) if self.model.config.grounding else None
             out = self.model.score_tokens(profile, self._visual(missing), scale=task.scale, batch_size=self.batch_size,
                                           stats=stats)  # fmt: skip
-            memo.update(zip(map(str, missing), out.scores))
-        return np.array([memo[str(p)] for p in paths], dtype=np.float64)
+            words = np.full(len(missing), np.nan) if out.words is None else out.words
+            memo.update(zip(map(str, missing), zip(out.scores.tolist(), words.tolist())))
+        both = np.array([memo[str(p)] for p in paths], dtype=np.float64).reshape(len(paths), 2)
+        return both[:, 0], (None if np.isnan(both[:, 1]).any() else both[:, 1])
 
 
 class PMLLMStructuredScorer(PMLLMScorer):

@@ -118,6 +118,8 @@ class ProfileCode:
 class ScoreOutput:
     scores: np.ndarray  # (N,) on the requested scale
     probs: np.ndarray  # (N, K) level-word probabilities
+    # (N,) what the free text alone says of each photo (:meth:`PMLLM.stated_taste`); None where nothing was read
+    words: np.ndarray | None = None
 
 
 @dataclass
@@ -412,13 +414,20 @@ class PMLLM(nn.Module):
         code = profile if isinstance(profile, ProfileCode) else self.encode_profile(profile or Profile())
         delta = self.personal((pooled if code.vector is None else code.vector).to(self.device),
                               tokens.to(self.device).float().mean(1))  # fmt: skip
-        taste = code.taste
-        if self.config.grounding and taste is not None and bool(taste.any()):
-            from pmllm.grounding import grounded_shift
+        words = self.stated_taste(code, tokens, stats)
+        return delta if words is None else delta + words.to(delta)
 
-            z = self.photo_evidence(tokens, stats)
-            delta = delta + grounded_shift(taste, z, self.config.grounding["weights"]).to(delta)
-        return delta
+    def stated_taste(self, code: ProfileCode, tokens: torch.Tensor, stats: np.ndarray | None = None
+                     ) -> torch.Tensor | None:  # fmt: skip
+        """``(N,)`` the grounded term of the free text alone: the taste code read from the words times each
+        photo's measured evidence of those concepts (:func:`pmllm.grounding.grounded_shift`), without the
+        population's taste or the learned head. None where the checkpoint has no grounding or nothing was read."""
+        taste = code.taste
+        if not self.config.grounding or taste is None or not bool(taste.any()):
+            return None
+        from pmllm.grounding import grounded_shift
+
+        return grounded_shift(taste, self.photo_evidence(tokens, stats), self.config.grounding["weights"])
 
     def photo_evidence(self, tokens: torch.Tensor, stats: np.ndarray | None = None) -> torch.Tensor:
         """Standardised per-concept evidence ``(N, len(TASTE_CONCEPTS))`` of photos (:mod:`pmllm.grounding`)."""
@@ -535,7 +544,7 @@ class PMLLM(nn.Module):
         code = self.encode_profile(profile)
         prompt = code.prompt
         state = self.prefix_state(prompt) if cached else None
-        logits, deltas = [], []
+        logits, deltas, words = [], [], []
         for i in range(0, tokens.shape[0], batch_size):
             t = tokens[i : i + batch_size]
             if cached:
@@ -546,10 +555,12 @@ class PMLLM(nn.Module):
                 logits.append(lg)
             st = None if stats is None else stats[i : i + batch_size]
             deltas.append(self.personal_delta(pooled, t, code, st))
+            words.append(self.stated_taste(code, t, st) if self.personal is not None else None)
         if not logits:
             return ScoreOutput(np.empty(0), np.empty((0, len(self.level_ids))))
         scores, probs = readout(torch.cat(logits), scale, shift=torch.cat(deltas))  # shift: exact 0 when untrained
-        return ScoreOutput(scores.cpu().double().numpy(), probs.cpu().double().numpy())
+        stated = None if any(w is None for w in words) else torch.cat(words).cpu().double().numpy()
+        return ScoreOutput(scores.cpu().double().numpy(), probs.cpu().double().numpy(), stated)
 
     @torch.no_grad()
     def score(self, images: Sequence, *, profile: Profile | None = None, user=None, scale: Scale | None = None,
@@ -558,7 +569,8 @@ class PMLLM(nn.Module):
         :mod:`piaa.scoring`). A saved ``user`` that carries a profile stands in for a missing ``profile``.
 
         Scores are on ``scale`` (default PARA's 1-5, step 0.5; the readout is bounded to the scale); ``details``
-        holds the level probabilities ``probs`` (scored images x levels). ``on_error="skip"`` scores the
+        holds the level probabilities ``probs`` (scored images x levels) and, where the free text was read,
+        ``words`` (:meth:`stated_taste` of the scored images: what the text alone says). ``on_error="skip"`` scores the
         decodable images and reports each other one in ``errors``; ``"raise"`` raises on the first. With a ``user``
         and no ``scale``, the scores are on the scale the user rated on.
         """
@@ -576,7 +588,8 @@ class PMLLM(nn.Module):
 
             stats = grounding_stats([images[i] for i in good], errors={})
         out = self.score_tokens(profile, tokens, scale=scale, cached=cached, batch_size=batch_size, stats=stats)
-        return assemble(len(images), good, out.scores, scale, list(images), errors or {}, {"probs": out.probs})
+        details = {"probs": out.probs} if out.words is None else {"probs": out.probs, "words": out.words}
+        return assemble(len(images), good, out.scores, scale, list(images), errors or {}, details)
 
     # ------------------------------------------------------------------------------------------ persistence
     def save_pretrained(self, path: str | os.PathLike) -> Path:

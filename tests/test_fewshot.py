@@ -139,13 +139,17 @@ def test_the_model_follows_a_brightness_taste_and_saves_in_kilobytes(model, phot
 
 
 class _Zero:
-    """A profile part that never sees ratings: a fixed pseudo-random score per image name."""
+    """Profile and words parts that never see ratings: fixed pseudo-random scores per image name."""
 
     def fit(self, benchmark, train_users):
         pass
 
     def predict(self, task):
-        return np.array([(hash(i) % 1000) / 1000 for i in task.query_images])
+        return self.predict_with_words(task)[0]
+
+    def predict_with_words(self, task):
+        scores = np.array([(hash(i) % 1000) / 1000 for i in task.query_images])
+        return scores, np.array([(hash(i + "w") % 997) / 997 for i in task.query_images])
 
 
 def test_no_weight_penalty_or_stopping_rule_sees_query_ratings(tmp_path):
