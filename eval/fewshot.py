@@ -16,8 +16,8 @@ Parts (each predicts the user's score of a photo):
 
 The rule (:func:`part_weights`, the one place it lives; ``eval.run``, the demo and ``piaa score --user`` all reach it
 through :class:`FewShot`). Each part's agreement with the user is measured on support ratings it did not see: the
-profile part's predictions of the rated photos, the taskvec part's k-fold out-of-fold predictions (each fold's fit
-solved on a first-order model of the scores around the fit on all ratings, one Jacobian for every fold:
+profile and words parts' predictions of the rated photos, the taskvec part's k-fold out-of-fold predictions (each
+fold's fit solved on a first-order model of the scores around the fit on all ratings, one Jacobian for every fold:
 :meth:`taskvec.model.PersonalizedScorer.held_back`; ``held_back="refit"`` refits each fold), the residual part's
 leave-one-out predictions less each fold's own intercept (:attr:`piaa.stats.LooRidge.loo_dev`: on few ratings the
 other ratings' mean alone would read as a reversal of the user). With ``rho`` the Spearman of those predictions with
@@ -29,7 +29,9 @@ weights by ``lam`` pseudo-ratings, so with few ratings the agreement weights rul
 parts that say the same thing. The combined score is the weighted mean of the parts' normal scores (ranks ->
 standard-normal quantiles). A part whose ranking contradicts the ratings gets weight 0: its shrunk agreement is <= 0,
 or its own held-back Spearman lies below ``-CONTRADICTION_Z / sqrt(k - 1)`` (the ratings reverse it beyond chance,
-whatever the prior says). With no ratings the profile ranks alone.
+whatever the prior says). The words part restates the profile part (``RESTATES``) and counts only where its held-back
+Spearman beats the profile part's by more than ``RESTATE_MARGIN / sqrt(k - 1)``: the ratings follow the user's words
+and the population's taste, which the profile part adds, gets in their way. With no ratings the profile ranks alone.
 Nothing here ever sees query ratings: every weight, penalty and feature set comes from the support set. The
 constants were chosen on a different simulated world (seed 1), never on the users results are reported for
 (``taskvec/MODEL_CARD.md``, "Few-shot model of parts"). Library module, no entry point.
@@ -51,11 +53,15 @@ from piaa.stats import LooRidge, srocc
 PARTS = ("profile", "words", "taskvec", "residual")
 # a-priori agreement of each part with a user's ratings, worth PRIOR_RATINGS ratings (chosen on training users of
 # the simulated world, never on test users: taskvec/MODEL_CARD.md, "Few-shot model of parts")
-PRIOR_AGREEMENT = {"profile": 0.6, "words": 0.3, "taskvec": 0.3, "residual": 0.3}
+PRIOR_AGREEMENT = {"profile": 0.6, "words": 0.0, "taskvec": 0.3, "residual": 0.3}
 PRIOR_RATINGS = 20.0
 STACK_RIDGE = 10.0  # pseudo-ratings pulling the stacked weights towards the agreement weights
 CV_FOLDS = 5  # out-of-fold folds of the taskvec part (leave-one-out below that many ratings)
 MIN_CV = 4  # fewer ratings than this: the prior agreement alone
+# the words part restates the profile part without the population's taste: it counts only where its held-back
+# agreement beats the profile part's (the ratings say the population's taste gets in the way of the user's words)
+RESTATES = {"words": "profile"}
+RESTATE_MARGIN = 1.0  # ... by more than this many null standard errors of a Spearman on k ratings, 1 / sqrt(k - 1)
 CONTRADICTION_Z = 1.96  # a part whose held-back Spearman is below -z / sqrt(k - 1) (reversed beyond chance) gets 0
 RESIDUAL_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 17))  # 1e6: the population score (+ a shift) alone
 MIN_RATINGS_MIN_RULE = 20  # below this many ratings the residual penalty follows the one-standard-error rule
@@ -100,6 +106,11 @@ def part_weights(
             r = 0.0
         agreement[name] = float(rho) if seen else float("nan")
         start[name] = float(max(r, 0.0) / (1.0 - min(r, 0.95) ** 2))
+    for name, base in RESTATES.items():  # a restating part counts only where the ratings prefer it to its base
+        margin = RESTATE_MARGIN / np.sqrt(k - 1) if k >= MIN_CV else np.inf
+        if name in held_back and base in held_back and not agreement[name] > agreement[base] + margin:
+            contradicted.add(name)
+            start[name] = 0.0
     checked = [n for n, p in held_back.items() if p is not None and n not in contradicted]
     weights = dict(start)
     if k >= MIN_CV and checked and sum(start[n] for n in checked) > 0:

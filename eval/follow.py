@@ -5,11 +5,13 @@ Tastes (each a number per picture, measured, never learned): ``bright`` / ``dark
 ``muted`` (Hasler-Suesstrunk colourfulness), both from :func:`piaa.photostats.photo_stats`, and one content class
 (``abstract``, the pool's largest: the manifest's label). A user rates k random pictures 1-5 (step 0.5) by the
 taste's rank; the product fits the few-shot model of parts (:class:`eval.fewshot.FewShot`, the profile part being
-pmllm's zero-shot prediction from a sentence saying the taste) and shows every picture; the rated ones at their
+pmllm's zero-shot prediction from a sentence saying the taste, the words part what that sentence alone says of each
+picture) and shows every picture; the rated ones at their
 rating (:func:`piaa.scoring.keep_ratings`). Reported: Spearman of the shown order of the *unrated* pictures with
 the taste, mean and SD over ``--repeats`` random draws of the rated pictures, next to zero-shot's on the same
 pictures, at k = 5, 10, 20, with and without photo statistics in the residual part. The light and colour tastes
-use the same formulas as the photo statistics, so the "without" rows are the fair test of the learned features.
+use the same formulas as the photo statistics, so the "without" rows are the fair test of the learned features
+(the words part reads those statistics too, for a sentence about light or colour: it is in both columns).
 A content taste is a 0/1 label, tied within each group, so no order reaches 1: the table gives the best possible
 Spearman (:func:`ceiling`) beside it. ``--content all`` adds one taste per labelled pool class with at least
 :data:`MIN_CLASS` pictures ("I love photos of animals."), the same check for every subject, not only the largest.

@@ -60,6 +60,28 @@ def test_few_ratings_lean_on_the_prior_and_equal_ratings_say_nothing():
     assert none == {"profile": 1.0, "taskvec": 0.0}  # nothing agrees: the profile alone
 
 
+def test_the_words_part_counts_only_where_the_ratings_prefer_it_to_the_profile():
+    """The words part restates the profile part without the population's taste: ratings that follow the words and
+    not the profile give it the weight; ratings that follow the profile at least as well leave it at 0, even when
+    they agree with the words too; with too few ratings to tell, it is 0."""
+    rng = np.random.default_rng(1)
+    words = rng.normal(size=10)
+    y = words + 0.1 * rng.normal(size=10)  # the user rates exactly what they wrote
+    profile = -words + rng.normal(size=10)  # the population's taste pulls the zero-shot order the other way
+    w, agree = part_weights({"profile": profile, "words": words, "residual": None}, y)
+    assert agree["words"] > 0.9 and w["words"] > 0 and w["words"] > 5 * w["profile"]
+    w2, _ = part_weights({"profile": y + 0.05 * rng.normal(size=10), "words": words, "residual": None}, y)
+    assert w2["words"] == 0.0 and w2["profile"] > 0  # the profile predicts the ratings as well: it stays
+    close = y + 0.3 * rng.normal(size=10)  # the words beat the profile, but by less than 1 / sqrt(k - 1)
+    _, a3 = part_weights({"profile": close, "words": words}, y)
+    assert 0 < a3["words"] - a3["profile"] < 1 / 3
+    assert part_weights({"profile": close, "words": words}, y)[0]["words"] == 0.0
+    w4, _ = part_weights({"profile": -y[:3], "words": y[:3]}, y[:3])
+    assert w4["words"] == 0.0  # 3 ratings: too few to prefer one reading of the profile to the other
+    w5, _ = part_weights({"words": words, "residual": None}, y)
+    assert w5["words"] > 0  # no profile part to restate: the words stand on their own agreement
+
+
 def test_combine_uses_only_weighted_parts():
     a, b = np.arange(5.0), -np.arange(5.0)
     only_a = combine({"profile": a, "taskvec": b}, {"profile": 1.0, "taskvec": 0.0})
@@ -133,6 +155,13 @@ def test_the_model_follows_a_brightness_taste_and_saves_in_kilobytes(model, phot
     assert sum(f.stat().st_size for f in folder.iterdir()) < 100_000
     back = FewShotUser.from_pretrained(folder)
     np.testing.assert_allclose(model.predict(back, x.rows(qry), zero=zero[qry]), pred, rtol=1e-5, atol=1e-6)
+    # a profile part that says the opposite, and a words part that says what the user rates: the words carry it
+    words = attrs["bright"] + 0.05 * np.random.default_rng(0).normal(size=len(paths))
+    said = model.fit("said", x.rows(sup[:10]), y[sup[:10]], PARA_SCALE, zero=zero[sup[:10]], words=words[sup[:10]])
+    assert said.config.weights["words"] > 0 and said.config.weights["profile"] == 0.0
+    with pytest.raises(ValueError, match="words="):
+        model.predict(said, x.rows(qry), zero=zero[qry])
+    assert spearmanr(model.predict(said, x.rows(qry), zero=zero[qry], words=words[qry]), attrs["bright"][qry])[0] > 0.9
     (folder / "fewshot.json").unlink()
     with pytest.raises(FileNotFoundError, match="piaa personalize"):
         FewShotUser.from_pretrained(folder)

@@ -47,7 +47,7 @@ def test_same_call_shape_same_contract(ensemble, photos):
     # default scale: what the model or the user was fitted on
     assert ensemble.zero.score(good, profile=me).scale == PARA_SCALE
     assert ensemble.few.score(good, user=user.taskvec).scale == PARA_SCALE
-    assert set(ensemble.score(good, user=user).details["weights"]) == {"profile", "taskvec", "residual"}
+    assert set(ensemble.score(good, user=user).details["weights"]) == {"profile", "words", "taskvec", "residual"}
     assert ensemble.score(good, profile=me).details["weights"] == {"profile": 1.0}
     alpha = ensemble.few.score(good, user=user.taskvec).details["alpha"]
     assert np.asarray(alpha).shape == tuple(user.taskvec.alpha.shape)
