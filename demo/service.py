@@ -83,10 +83,10 @@ class DemoService:
         self._pmllm = None
         self._taskvec = None
         self._feats: dict[str, object] = {}  # image path (content-addressed in the store) -> trunk features
-        self._photo_stats: dict[str, np.ndarray] = {}  # image path -> piaa.photostats.photo_stats row
+        self._grounding: dict[str, np.ndarray] = {}  # image path -> pmllm.grounding.grounding_stats row (NaN: unread)
         self._words: dict[tuple[str, str], float] = {}  # (profile JSON, image path) -> the few-shot words part
         self._fewshot = None
-        self._pmllm_lock, self._taskvec_lock = threading.RLock(), threading.RLock()
+        self._pmllm_lock, self._taskvec_lock, self._stats_lock = threading.RLock(), threading.RLock(), threading.Lock()
         self._ranking = 0  # rankings in progress (the warm-up's later steps wait for none, not to slow a user's)
         self._idle = threading.Condition()
 
@@ -145,8 +145,11 @@ class DemoService:
         with self._idle:
             self._ranking += 1
         try:
+            # the pixel evidence of a text's concepts needs no model: measured while a model still loading loads
+            stats = self._measured(paths) if profile.text else None
             with self._pmllm_lock:
-                res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="skip")
+                res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="skip",
+                                         stats=stats)  # fmt: skip
                 if profile.text:  # the free-text reader loads on first use: keep it with the ranking (warm() too)
                     self.read_taste(profile)
         finally:
@@ -201,11 +204,19 @@ class DemoService:
         with self._taskvec_lock:
             return torch.stack(self._cached(self._feats, paths, lambda missing: self.taskvec().features(missing)))
 
-    def _stats(self, paths: Sequence[str | Path]) -> np.ndarray:
-        from piaa.photostats import photo_stats
+    def _measured(self, paths: Sequence[str | Path]) -> np.ndarray:
+        """:func:`pmllm.grounding.grounding_stats` rows of ``paths`` (photo statistics, then the face share; NaN
+        for a file that cannot be decoded), cached per path: the ranking's grounded term and personalization's
+        photo statistics read the same rows."""
+        from pmllm.grounding import grounding_stats
 
-        with self._taskvec_lock:
-            return np.stack(self._cached(self._photo_stats, paths, photo_stats))
+        with self._stats_lock:
+            return np.stack(self._cached(self._grounding, paths, lambda missing: grounding_stats(missing, errors={})))
+
+    def _stats(self, paths: Sequence[str | Path]) -> np.ndarray:
+        from piaa.photostats import ATTRIBUTES
+
+        return self._measured(paths)[:, : len(ATTRIBUTES)]
 
     def fewshot(self):
         """The few-shot model of parts (:class:`eval.fewshot.FewShot`) over the taskvec scorer."""

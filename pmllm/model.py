@@ -564,7 +564,8 @@ class PMLLM(nn.Module):
 
     @torch.no_grad()
     def score(self, images: Sequence, *, profile: Profile | None = None, user=None, scale: Scale | None = None,
-              on_error: str = "skip", cached: bool = True, batch_size: int = 32) -> ScoreResult:  # fmt: skip
+              on_error: str = "skip", cached: bool = True, batch_size: int = 32,
+              stats: np.ndarray | None = None) -> ScoreResult:  # fmt: skip
         """Score photos (paths or PIL images) for the user described by ``profile`` (the contract of
         :mod:`piaa.scoring`). A saved ``user`` that carries a profile stands in for a missing ``profile``.
 
@@ -572,7 +573,8 @@ class PMLLM(nn.Module):
         holds the level probabilities ``probs`` (scored images x levels) and, where the free text was read,
         ``words`` (:meth:`stated_taste` of the scored images: what the text alone says). ``on_error="skip"`` scores the
         decodable images and reports each other one in ``errors``; ``"raise"`` raises on the first. With a ``user``
-        and no ``scale``, the scores are on the scale the user rated on.
+        and no ``scale``, the scores are on the scale the user rated on. ``stats``: the images'
+        :func:`pmllm.grounding.grounding_stats` rows (one per image), where the caller already measured them.
         """
         from piaa.scoring import assemble, check_on_error
 
@@ -582,8 +584,13 @@ class PMLLM(nn.Module):
         scale = scale or getattr(user, "scale", None) or PARA_SCALE
         tokens = self.visual_tokens(images, batch_size, errors=errors)
         good = [i for i in range(len(images)) if not errors or i not in errors]
-        stats = None
-        if self.config.grounding and self.reads_text and profile.text:  # the property concepts' evidence: pixels
+        if not (self.config.grounding and self.reads_text and profile.text):  # the grounded term's pixel evidence
+            stats = None
+        elif stats is not None:
+            if len(stats) != len(images):
+                raise ValueError(f"stats: {len(stats)} rows for {len(images)} images")
+            stats = np.asarray(stats, dtype=np.float64)[good]
+        else:
             from pmllm.grounding import grounding_stats
 
             stats = grounding_stats([images[i] for i in good], errors={})

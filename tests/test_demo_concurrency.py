@@ -187,7 +187,7 @@ def test_the_warm_up_lets_a_waiting_ranking_go_before_loading_personalization(mo
         def encode_profile(self, profile):
             return type("Code", (), {"what_i_read": staticmethod(lambda: [])})()
 
-        def score(self, paths, profile=None, scale=None, on_error="skip"):
+        def score(self, paths, profile=None, scale=None, on_error="skip", stats=None):
             for p in paths:
                 events[p.name].wait(5)
             return ScoreResult(np.full(len(paths), 3.0), scale, [str(p) for p in paths])
