@@ -30,8 +30,8 @@ parts that say the same thing. The combined score is the weighted mean of the pa
 standard-normal quantiles). A part whose ranking contradicts the ratings gets weight 0: its shrunk agreement is <= 0,
 or its own held-back Spearman lies below ``-CONTRADICTION_Z / sqrt(k - 1)`` (the ratings reverse it beyond chance,
 whatever the prior says). The words part restates the profile part (``RESTATES``) and counts only where its held-back
-Spearman beats the profile part's by more than ``RESTATE_MARGIN / sqrt(k - 1)``: the ratings follow the user's words
-and the population's taste, which the profile part adds, gets in their way. With no ratings the profile ranks alone.
+Spearman beats the profile part's (on at least ``MIN_CV`` ratings): the ratings follow the user's words and the
+population's taste, which the profile part adds, gets in their way. With no ratings the profile ranks alone.
 Nothing here ever sees query ratings: every weight, penalty and feature set comes from the support set. The
 constants were chosen on a different simulated world (seed 1), never on the users results are reported for
 (``taskvec/MODEL_CARD.md``, "Few-shot model of parts"). Library module, no entry point.
@@ -61,7 +61,6 @@ MIN_CV = 4  # fewer ratings than this: the prior agreement alone
 # the words part restates the profile part without the population's taste: it counts only where its held-back
 # agreement beats the profile part's (the ratings say the population's taste gets in the way of the user's words)
 RESTATES = {"words": "profile"}
-RESTATE_MARGIN = 1.0  # ... by more than this many null standard errors of a Spearman on k ratings, 1 / sqrt(k - 1)
 CONTRADICTION_Z = 1.96  # a part whose held-back Spearman is below -z / sqrt(k - 1) (reversed beyond chance) gets 0
 RESIDUAL_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 17))  # 1e6: the population score (+ a shift) alone
 MIN_RATINGS_MIN_RULE = 20  # below this many ratings the residual penalty follows the one-standard-error rule
@@ -107,8 +106,7 @@ def part_weights(
         agreement[name] = float(rho) if seen else float("nan")
         start[name] = float(max(r, 0.0) / (1.0 - min(r, 0.95) ** 2))
     for name, base in RESTATES.items():  # a restating part counts only where the ratings prefer it to its base
-        margin = RESTATE_MARGIN / np.sqrt(k - 1) if k >= MIN_CV else np.inf
-        if name in held_back and base in held_back and not agreement[name] > agreement[base] + margin:
+        if name in held_back and base in held_back and not (k >= MIN_CV and agreement[name] > agreement[base]):
             contradicted.add(name)
             start[name] = 0.0
     checked = [n for n, p in held_back.items() if p is not None and n not in contradicted]
