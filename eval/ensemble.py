@@ -1,7 +1,8 @@
 """The product's ensembler: pmllm (zero-shot, from the profile) and the few-shot model of parts
-(:mod:`eval.fewshot`: task vectors, a residual ridge, the profile itself) behind the one scoring contract of
-:mod:`piaa.scoring`. Used by ``piaa score --user`` and ``piaa personalize``; the harness adapter is
-:mod:`eval.scorers_ensemble` and the demo calls the same :class:`eval.fewshot.FewShot`. Library module::
+(:mod:`eval.fewshot`: the profile itself, what its words alone say of each photo, task vectors, a residual ridge)
+behind the one scoring contract of :mod:`piaa.scoring`. Used by ``piaa score --user`` and ``piaa personalize``; the
+harness adapter is :mod:`eval.scorers_ensemble` and the demo calls the same :class:`eval.fewshot.FewShot`. Library
+module::
 
     ens = Ensemble.from_pretrained()                              # the committed defaults of both products
     user = ens.personalize("me", rated_paths, ratings, scale=PARA_SCALE, profile=me)
