@@ -278,7 +278,7 @@ PART_LABELS = {"profile": "your description", "words": "what your words say of e
 def weights_note(user) -> str:
     """One line for the page: how much each part counts and how well it predicted ratings it had not seen (below
     :data:`eval.fewshot.MIN_CV` ratings that agreement only moves a part's usual weight: the page says so)."""
-    from eval.fewshot import MIN_CV
+    from eval.fewshot import MIN_CV, RESTATES
 
     w = user.config.weights
     total = sum(w.values()) or 1.0
@@ -287,7 +287,10 @@ def weights_note(user) -> str:
     for name, weight in sorted(w.items(), key=lambda t: -t[1]):
         agree = user.config.agreement.get(name)
         seen = ""
-        if agree == agree and agree:  # NaN: not checked; 0: nothing to say
+        if name in RESTATES and weight == 0:  # not a part that failed: one that counts only when the ratings say so
+            seen = (f" (it counts once your ratings follow it better than {PART_LABELS[RESTATES[name]]}"
+                    + (f", from {MIN_CV} ratings on)" if k < MIN_CV else ")"))  # fmt: skip
+        elif agree == agree and agree:  # NaN: not checked; 0: nothing to say
             seen = (
                 f" (rank agreement {agree:+.2f} with ratings it did not see)"
                 if k >= MIN_CV

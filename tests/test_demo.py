@@ -109,6 +109,11 @@ def test_weights_note_says_when_ratings_are_too_few_to_overrule_a_part():
     assert "task vectors fitted to your ratings 40%." in few  # unchecked (NaN): no agreement shown
     many = note(MIN_CV, 0.5)
     assert "rank agreement +0.50 with ratings it did not see" in many and "too few" not in many
+    cfg = SimpleNamespace(k=2, weights={"profile": 1.0, "words": 0.0}, seconds=0.1,
+                          agreement={"profile": 1.0, "words": 1.0})  # fmt: skip
+    words = weights_note(SimpleNamespace(config=cfg))  # the words part waits for evidence, it did not fail
+    waits = "what your words say of each photo 0% (it counts once your ratings follow it better than your description"
+    assert f"{waits}, from {MIN_CV} ratings on)" in words and "photo 0% (rank agreement" not in words
 
 
 def test_few_shot_fit_follows_a_brightness_taste(service, tmp_path):
