@@ -404,18 +404,19 @@ class PMLLM(nn.Module):
         return (logits, ctx.pooled) if with_pooled else logits
 
     def personal_delta(self, pooled: torch.Tensor, tokens: torch.Tensor, profile: Profile | ProfileCode | None = None,
-                       stats: np.ndarray | None = None) -> torch.Tensor:  # fmt: skip
-        """The personal shift ``(N,)`` of the normalised expected level: the bilinear head's, plus the grounded
-        term of the free text where the config has one (``stats``: the photos'
-        :func:`pmllm.grounding.grounding_stats` rows, for the property concepts and the face reading). Zeros without
-        a head. ``profile``: a :class:`ProfileCode` (or a profile, encoded here)."""
+                       stats: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """``(shift, words)``: the personal shift ``(N,)`` of the normalised expected level (the bilinear head's,
+        plus the grounded term of the free text where the config has one; ``stats``: the photos'
+        :func:`pmllm.grounding.grounding_stats` rows, for the property concepts and the face reading), and that
+        grounded term alone (:meth:`stated_taste`; None where there is none). Zeros and None without a head.
+        ``profile``: a :class:`ProfileCode` (or a profile, encoded here)."""
         if self.personal is None:
-            return torch.zeros(tokens.shape[0], device=self.device)
+            return torch.zeros(tokens.shape[0], device=self.device), None
         code = profile if isinstance(profile, ProfileCode) else self.encode_profile(profile or Profile())
         delta = self.personal((pooled if code.vector is None else code.vector).to(self.device),
                               tokens.to(self.device).float().mean(1))  # fmt: skip
         words = self.stated_taste(code, tokens, stats)
-        return delta if words is None else delta + words.to(delta)
+        return (delta, None) if words is None else (delta + words.to(delta), words)
 
     def stated_taste(self, code: ProfileCode, tokens: torch.Tensor, stats: np.ndarray | None = None
                      ) -> torch.Tensor | None:  # fmt: skip
@@ -554,8 +555,9 @@ class PMLLM(nn.Module):
                 lg, pooled = self.level_logits_naive(prompt, t, with_pooled=True, code=code.gate)
                 logits.append(lg)
             st = None if stats is None else stats[i : i + batch_size]
-            deltas.append(self.personal_delta(pooled, t, code, st))
-            words.append(self.stated_taste(code, t, st) if self.personal is not None else None)
+            delta, stated = self.personal_delta(pooled, t, code, st)
+            deltas.append(delta)
+            words.append(stated)
         if not logits:
             return ScoreOutput(np.empty(0), np.empty((0, len(self.level_ids))))
         scores, probs = readout(torch.cat(logits), scale, shift=torch.cat(deltas))  # shift: exact 0 when untrained
