@@ -159,29 +159,25 @@ class DemoService:
         kept = [str(p) for i, p in enumerate(paths) if i not in res.errors]
         rejected = {Path(paths[i]).name: why.split(": ", 1)[-1] for i, why in res.errors.items()}
         if "words" in res.details:  # kept for personalization's words part (words(): the same values)
-            self._remember_words(profile, kept, res.details["words"])
+            who = json.dumps(profile.to_dict(), sort_keys=True)
+            self._store(self._words, [(who, p) for p in kept], res.details["words"])
         return kept, res.scores[res.ok], rejected
-
-    def _remember_words(self, profile: Profile, paths: Sequence[str], words) -> None:
-        if len(self._words) + len(paths) > MAX_CACHED_FEATURES:
-            self._words.clear()
-        key = json.dumps(profile.to_dict(), sort_keys=True)
-        self._words.update({(key, str(p)): float(w) for p, w in zip(paths, words)})
 
     def words(self, profile: Profile | None, paths: Sequence[str | Path]) -> np.ndarray | None:
         """The few-shot model's words part for ``paths`` (:meth:`pmllm.model.PMLLM.stated_taste`: what the free
         text alone says of each photo): from the ranking that computed it, else computed; None without a text."""
         if profile is None or not profile.text:
             return None
-        key = json.dumps(profile.to_dict(), sort_keys=True)
-        missing = [str(p) for p in paths if (key, str(p)) not in self._words]
-        if missing:
+
+        def compute(missing: list[str]):
             with self._pmllm_lock:
-                res = self.pmllm().score(missing, profile=profile, scale=PARA_SCALE, on_error="raise")
-            if "words" not in res.details:
-                return None
-            self._remember_words(profile, missing, res.details["words"])
-        return np.array([self._words[(key, str(p))] for p in paths], dtype=np.float64)
+                res = self.pmllm().score(missing, profile=profile, scale=PARA_SCALE, on_error="raise",
+                                         stats=self._measured(missing))  # fmt: skip
+            return res.details.get("words", np.full(len(missing), np.nan))  # NaN: this model reads no words
+
+        who = json.dumps(profile.to_dict(), sort_keys=True)
+        out = np.array(self._cached(self._words, paths, compute, key=lambda p: (who, p)), dtype=np.float64)
+        return None if np.isnan(out).any() else out
 
     def read_taste(self, profile: Profile) -> list[str]:
         """What the zero-shot model read from the free text, one line per clause (empty if it reads no text)."""
@@ -189,14 +185,21 @@ class DemoService:
             return self.pmllm().encode_profile(profile).what_i_read()
 
     @staticmethod
-    def _cached(cache: dict, paths: Sequence[str | Path], compute) -> list:
-        """Rows of ``paths`` from ``cache`` (path -> row), computing the missing ones with ``compute(missing)``."""
-        missing = [str(p) for p in paths if str(p) not in cache]
+    def _store(cache: dict, keys: Sequence, values) -> None:
+        """Add ``keys`` -> ``values`` to a cache of at most :data:`MAX_CACHED_FEATURES` entries (emptied when full)."""
+        if len(cache) + len(keys) > MAX_CACHED_FEATURES:
+            cache.clear()
+        cache.update(zip(keys, values))
+
+    @classmethod
+    def _cached(cls, cache: dict, paths: Sequence[str | Path], compute, key=lambda path: path) -> list:
+        """Rows of ``paths`` from ``cache`` (``key(path)`` -> row), computing the missing ones with
+        ``compute(missing paths)``."""
+        paths = [str(p) for p in paths]
+        missing = [p for p in paths if key(p) not in cache]
         if missing:
-            if len(cache) + len(missing) > MAX_CACHED_FEATURES:
-                cache.clear()
-            cache.update(zip(missing, compute(missing)))
-        return [cache[str(p)] for p in paths]
+            cls._store(cache, [key(p) for p in missing], compute(missing))
+        return [cache[key(p)] for p in paths]
 
     def _features(self, paths: Sequence[str | Path]):
         import torch
