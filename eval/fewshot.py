@@ -31,7 +31,10 @@ standard-normal quantiles). A part whose ranking contradicts the ratings gets we
 or its own held-back Spearman lies below ``-CONTRADICTION_Z / sqrt(k - 1)`` (the ratings reverse it beyond chance,
 whatever the prior says). The words part restates the profile part (``RESTATES``) and counts only where its held-back
 Spearman beats the profile part's (on at least ``MIN_CV`` ratings): the ratings follow the user's words and the
-population's taste, which the profile part adds, gets in their way. With no ratings the profile ranks alone.
+population's taste, which the profile part adds, gets in their way. Where it counts it also carries the profile
+part's prior agreement (both parts read what the user wrote; the ratings chose which reading), so a handful of ratings
+that follow the words moves the unrated photos instead of waiting for ``PRIOR_RATINGS`` ratings to outweigh a prior
+of 0. With no ratings the profile ranks alone.
 Nothing here ever sees query ratings: every weight, penalty and feature set comes from the support set. The
 constants were chosen on a different simulated world (seed 1), never on the users results are reported for
 (``taskvec/MODEL_CARD.md``, "Few-shot model of parts"). Library module, no entry point.
@@ -59,7 +62,8 @@ STACK_RIDGE = 10.0  # pseudo-ratings pulling the stacked weights towards the agr
 CV_FOLDS = 5  # out-of-fold folds of the taskvec part (leave-one-out below that many ratings)
 MIN_CV = 4  # fewer ratings than this: the prior agreement alone
 # the words part restates the profile part without the population's taste: it counts only where its held-back
-# agreement beats the profile part's (the ratings say the population's taste gets in the way of the user's words)
+# agreement beats the profile part's (the ratings say the population's taste gets in the way of the user's words),
+# and then with the profile part's prior agreement (both read what the user wrote; the ratings chose the reading)
 RESTATES = {"words": "profile"}
 CONTRADICTION_Z = 1.96  # a part whose held-back Spearman is below -z / sqrt(k - 1) (reversed beyond chance) gets 0
 RESIDUAL_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 17))  # 1e6: the population score (+ a shift) alone
@@ -91,25 +95,26 @@ def part_weights(
     """
     from scipy.optimize import nnls
 
-    prior = PRIOR_AGREEMENT if prior is None else prior
+    prior = dict(PRIOR_AGREEMENT if prior is None else prior)
     y = np.asarray(ratings, dtype=np.float64)
     k = len(y) if np.ptp(y) > 0 else 0  # all-equal ratings say nothing about order
-    start, agreement = {}, {}
-    contradicted = set()
-    for name, pred in held_back.items():
-        seen = k if pred is not None else 0
-        rho = srocc(pred, y) if seen else 0.0
-        r = (seen * rho + m * prior.get(name, 0.0)) / (seen + m) if seen + m > 0 else 0.0
-        if seen >= MIN_CV and rho < -CONTRADICTION_Z / np.sqrt(seen - 1):  # the ratings reverse it beyond chance
-            contradicted.add(name)
-            r = 0.0
-        agreement[name] = float(rho) if seen else float("nan")
-        start[name] = float(max(r, 0.0) / (1.0 - min(r, 0.95) ** 2))
-    for name, base in RESTATES.items():  # a restating part counts only where the ratings prefer it to its base
-        if name in held_back and base in held_back and not (k >= MIN_CV and agreement[name] > agreement[base]):
-            contradicted.add(name)
-            start[name] = 0.0
-    checked = [n for n, p in held_back.items() if p is not None and n not in contradicted]
+    seen = {name: k if pred is not None else 0 for name, pred in held_back.items()}
+    agreement = {name: float(srocc(pred, y)) if seen[name] else float("nan") for name, pred in held_back.items()}
+    excluded = set()
+    for name, base in RESTATES.items():  # a restating part counts only where the ratings prefer it to its base,
+        if name in held_back and base in held_back:  # and then it carries the base's prior as well
+            if k >= MIN_CV and agreement[name] > agreement[base]:
+                prior[name] = prior.get(base, 0.0)
+            else:
+                excluded.add(name)
+    start = {}
+    for name in held_back:
+        rho = agreement[name] if seen[name] else 0.0
+        r = (seen[name] * rho + m * prior.get(name, 0.0)) / (seen[name] + m) if seen[name] + m > 0 else 0.0
+        if seen[name] >= MIN_CV and rho < -CONTRADICTION_Z / np.sqrt(seen[name] - 1):  # reversed beyond chance
+            excluded.add(name)
+        start[name] = 0.0 if name in excluded else float(max(r, 0.0) / (1.0 - min(r, 0.95) ** 2))
+    checked = [n for n, p in held_back.items() if p is not None and n not in excluded]
     weights = dict(start)
     if k >= MIN_CV and checked and sum(start[n] for n in checked) > 0:
         # stacking: non-negative least squares of the ratings' normal scores on the checked parts' held-back normal
@@ -126,7 +131,7 @@ def part_weights(
         weights = {n: start[n] * scale for n in held_back}  # unchecked parts: their agreement weight, same units
         weights.update({n: float(b) for n, b in zip(checked, beta)})
     if weights and sum(weights.values()) == 0:  # nothing agrees: the profile alone (or the first part not reversed)
-        fallback = [n for n in ("profile", *weights) if n in weights and n not in contradicted] or list(weights)
+        fallback = [n for n in ("profile", *weights) if n in weights and n not in excluded] or list(weights)
         weights[fallback[0]] = 1.0
     return weights, agreement
 

@@ -82,6 +82,20 @@ def test_the_words_part_counts_only_where_the_ratings_prefer_it_to_the_profile()
     assert w5["words"] > 0  # no profile part to restate: the words stand on their own agreement
 
 
+def test_five_ratings_that_follow_the_words_outweigh_a_profile_that_agrees_less():
+    """Where the ratings prefer the words, the words part carries the profile part's prior too: 5 ratings that follow
+    what the user wrote (the profile agreeing 0.3) already give the words more weight than the profile. With a prior
+    of its own (0, worth 20 ratings) the words part would need many more ratings to outweigh the profile's prior."""
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    words = y.copy()  # the user rates exactly what they wrote
+    profile = np.array([3.0, 1.0, 5.0, 2.0, 4.0])  # the population's taste blurs it: Spearman 0.3
+    w, agree = part_weights({"profile": profile, "words": words}, y)
+    assert agree["words"] == pytest.approx(1.0) and agree["profile"] == pytest.approx(0.3)
+    assert w["words"] > 1.2 * w["profile"] > 0  # both read what the user wrote; the ratings chose the words
+    w_swap, _ = part_weights({"profile": words, "words": profile}, y)  # the other way round: the words do not count
+    assert w_swap["words"] == 0.0 and w_swap["profile"] > 0
+
+
 def test_combine_uses_only_weighted_parts():
     a, b = np.arange(5.0), -np.arange(5.0)
     only_a = combine({"profile": a, "taskvec": b}, {"profile": 1.0, "taskvec": 0.0})
