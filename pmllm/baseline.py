@@ -20,7 +20,8 @@ import torch
 from piaa.data import imagenet_classes
 from piaa.schema import PARA_SCALE, Profile, Scale
 from pmllm.constants import level_token_ids
-from pmllm.model import ScoreOutput, cache_tensors, make_cache, output_cache, with_cache
+from pmllm.hf_llm import cache_tensors, make_cache, output_cache, with_cache
+from pmllm.model import ScoreOutput
 from pmllm.profile import build_prompt
 from pmllm.readout import level_logits, readout
 

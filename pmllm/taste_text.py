@@ -207,7 +207,7 @@ class TasteReader:
         param = next(self.llm.parameters())
         key = (param.device, param.dtype)  # a moved or cast LLM computes the head again
         if self._head_kv is None or self._head_kv[0] != key:
-            from pmllm.model import cache_tensors, output_cache
+            from pmllm.hf_llm import cache_tensors, output_cache
 
             ids = self.tokenizer(self._head, add_special_tokens=False)["input_ids"]
             out = self.llm.get_decoder()(input_ids=torch.tensor([ids], device=param.device), use_cache=True)
@@ -222,7 +222,7 @@ class TasteReader:
         (causal attention: a clause never sees the padding after it). A clause whose tokens do not start with the
         head's (a tokenizer merging across the boundary) runs whole on its own.
         """
-        from pmllm.model import make_cache, with_cache
+        from pmllm.hf_llm import make_cache, with_cache
         from pmllm.readout import level_logits
 
         if not clauses:
