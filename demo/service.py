@@ -8,7 +8,6 @@ module (run the app with ``python -m demo.app``).
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Sequence
@@ -159,7 +158,7 @@ class DemoService:
         kept = [str(p) for i, p in enumerate(paths) if i not in res.errors]
         rejected = {Path(paths[i]).name: why.split(": ", 1)[-1] for i, why in res.errors.items()}
         if "words" in res.details:  # kept for personalization's words part (words(): the same values)
-            who = json.dumps(profile.to_dict(), sort_keys=True)
+            who = profile.key()
             self._store(self._words, [(who, p) for p in kept], res.details["words"])
         return kept, res.scores[res.ok], rejected
 
@@ -175,7 +174,7 @@ class DemoService:
                                          stats=self._measured(missing))  # fmt: skip
             return res.details.get("words", np.full(len(missing), np.nan))  # NaN: this model reads no words
 
-        who = json.dumps(profile.to_dict(), sort_keys=True)
+        who = profile.key()
         out = np.array(self._cached(self._words, paths, compute, key=lambda p: (who, p)), dtype=np.float64)
         return None if np.isnan(out).any() else out
 

@@ -26,7 +26,7 @@ def _words(zero, rows: list[int]) -> np.ndarray | None:
     if words is None:
         return None
     full = np.full(len(zero.scores), np.nan)
-    full[np.isfinite(zero.scores)] = words
+    full[zero.ok] = words
     return full[rows]
 
 

@@ -120,8 +120,7 @@ class PMLLMScorer(Scorer):
         if self.model is None:
             raise RuntimeError(f"{self.name}: call fit(benchmark, train_users) before predict")
         profile = self.profile(task.profile)
-        key = (str(Path(self.checkpoint).resolve()), json.dumps(profile.to_dict(), sort_keys=True),
-               json.dumps(task.scale.to_dict()))  # fmt: skip
+        key = (str(Path(self.checkpoint).resolve()), profile.key(), json.dumps(task.scale.to_dict()))
         memo = _PREDICTIONS.setdefault(key, {})
         paths = [task.path(im) for im in task.query_images]
         missing = list(dict.fromkeys(p for p in paths if str(p) not in memo))

@@ -212,6 +212,10 @@ class Profile:
             d["extra"] = dict(self.extra)
         return d
 
+    def key(self) -> str:
+        """The profile as canonical JSON: equal profiles give equal keys (a cache key)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "<profile>") -> Profile:
         names = {f.name for f in fields(cls)}

@@ -3,6 +3,7 @@ CSV (scale given or inferred) and RatingsTable's row numbers."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -79,6 +80,13 @@ def test_profile_numbers_are_normalised_and_text_fields_kept():
     # the float NaN is pandas' "missing value": not given, the same as None (render_profile relies on it)
     assert Profile(big5_E=math.nan) == Profile() and Profile(big5_E=math.nan).structured() == {}
     assert Profile(education="PhD", nationality="Italy").structured() == {"education": "PhD", "nationality": "Italy"}
+
+
+def test_profile_key_is_equal_for_equal_profiles_only():
+    a = Profile(age="22-25", big5_E="7", text="I like fog", extra={"b": "1", "a": "2"})
+    same = Profile(text="I like fog", big5_E=7.0, age="22-25", extra={"a": "2", "b": "1"})
+    assert a.key() == same.key() and Profile.from_dict(json.loads(a.key())).key() == a.key()
+    assert len({a.key(), Profile(age="22-25", big5_E=7.0, text="I like sun").key(), Profile().key()}) == 3
 
 
 def test_profile_from_dict_names_the_source():
