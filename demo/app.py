@@ -179,13 +179,16 @@ def build_app(demo: Demo):
                     label="Your taste resembles these databases (task-vector coefficients)", elem_id="taste-plot"
                 )
         view_out = [name, taste, age, gender, photo_exp, gallery, table, note, plot, state]
-        cont_btn.click(do_continue, [name, state], view_out, api_name="continue_as")
-        name.submit(do_continue, [name, state], view_out, api_name=False)
+        # progress as a running time only: the full overlay's animation costs a browser on the same 2 cores (software
+        # rendering) about half a core while the server ranks
+        busy = {"show_progress": "minimal"}
+        cont_btn.click(do_continue, [name, state], view_out, api_name="continue_as", **busy)
+        name.submit(do_continue, [name, state], view_out, api_name=False, **busy)
         rank_btn.click(do_rank, [name, taste, age, gender, photo_exp, files, state], [*view_out, files],
-                       api_name="rank")  # fmt: skip
+                       api_name="rank", **busy)  # fmt: skip
         table.input(do_save, [table, state], [note], api_name="save_ratings")
-        pers_btn.click(do_personalize, [table, state], view_out, api_name="personalize")
-        del_btn.click(do_delete, [state], view_out, api_name="delete")
+        pers_btn.click(do_personalize, [table, state], view_out, api_name="personalize", **busy)
+        del_btn.click(do_delete, [state], view_out, api_name="delete", **busy)
     return app
 
 

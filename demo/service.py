@@ -86,6 +86,7 @@ class DemoService:
         self._words: dict[tuple[str, str], float] = {}  # (profile JSON, image path) -> the few-shot words part
         self._fewshot = None
         self._pmllm_lock, self._taskvec_lock, self._stats_lock = threading.RLock(), threading.RLock(), threading.Lock()
+        self._scored = False  # whether the zero-shot model has scored yet (its first call pays one-off costs)
         self._ranking = 0  # rankings in progress (the warm-up's later steps wait for none, not to slow a user's)
         self._idle = threading.Condition()
 
@@ -119,6 +120,9 @@ class DemoService:
 
         t0 = time.perf_counter()
         self.pmllm()  # first: the zero-shot model is all a first ranking needs (its text reader only for a text)
+        with self._pmllm_lock:  # its first call's one-off work, while a user who uploaded still measures the photos
+            if not self._scored:  # (else that user's ranking got here first and did it)
+                self.pmllm().prepare()
         photo = self.sample_photos()[:1]  # after it: picking the samples reads the pool (~0.3 s on 2 cores)
         profile = self.make_profile("I like calm, colourful photos.")
         with self._idle:  # a user who ranked during start-up goes first
@@ -133,11 +137,17 @@ class DemoService:
         self._features(photo)
         return time.perf_counter() - t0
 
+    def _score(self, profile: Profile, paths: Sequence[str | Path], on_error: str, stats=None):
+        """pmllm's :class:`~piaa.scoring.ScoreResult` of ``paths`` on the 1-5 scale (the model used by one thread)."""
+        with self._pmllm_lock:
+            res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error=on_error,
+                                     stats=stats)  # fmt: skip
+            self._scored = True
+        return res
+
     def zero_shot(self, profile: Profile, paths: Sequence[str | Path]) -> np.ndarray:
         """Predicted score (1-5) of every photo for the user described by ``profile`` (all must be readable)."""
-        with self._pmllm_lock:
-            res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="raise")
-        return np.asarray(res.scores)
+        return np.asarray(self._score(profile, paths, "raise").scores)
 
     def rank(self, profile: Profile, paths: Sequence[str | Path]) -> tuple[list[str], np.ndarray, dict[str, str]]:
         """Zero-shot scores of the readable photos: ``(kept paths, their 1-5 scores, {rejected file: reason})``."""
@@ -147,8 +157,7 @@ class DemoService:
             # the pixel evidence of a text's concepts needs no model: measured while a model still loading loads
             stats = self._measured(paths) if profile.text else None
             with self._pmllm_lock:
-                res = self.pmllm().score([Path(p) for p in paths], profile=profile, scale=PARA_SCALE, on_error="skip",
-                                         stats=stats)  # fmt: skip
+                res = self._score(profile, paths, "skip", stats)
                 if profile.text:  # the free-text reader loads on first use: keep it with the ranking (warm() too)
                     self.read_taste(profile)
         finally:
@@ -169,9 +178,7 @@ class DemoService:
             return None
 
         def compute(missing: list[str]):
-            with self._pmllm_lock:
-                res = self.pmllm().score(missing, profile=profile, scale=PARA_SCALE, on_error="raise",
-                                         stats=self._measured(missing))  # fmt: skip
+            res = self._score(profile, missing, "raise", self._measured(missing))
             return res.details.get("words", np.full(len(missing), np.nan))  # NaN: this model reads no words
 
         who = profile.key()

@@ -202,6 +202,11 @@ class TasteReader:
         best = out.scatter_reduce(1, self._owner.expand(len(clauses), -1), sim, reduce="amax")
         return best, sim[:, self._own]
 
+    def prepare(self) -> None:
+        """Run the few-shot head once now (its keys/values are kept for every later read)."""
+        with torch.no_grad():
+            self._head_state()
+
     def _head_state(self) -> tuple[list[int], list]:
         """Token ids and keys/values of the few-shot head (the same for every clause), computed once."""
         param = next(self.llm.parameters())

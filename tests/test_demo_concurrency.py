@@ -182,8 +182,13 @@ def test_the_warm_up_lets_a_waiting_ranking_go_before_loading_personalization(mo
 
     warm_scored, user_scored, loaded = threading.Event(), threading.Event(), threading.Event()
     events = {"sample.jpg": warm_scored, "user.jpg": user_scored}
+    prepared = []
 
     class Scorer:  # the zero-shot model: each photo takes until its event is set; it reads no free text
+        def prepare(self):  # the first call's one-off work: done by the warm-up, before any ranking scored
+            prepared.append(service._scored)
+            return self
+
         def encode_profile(self, profile):
             return type("Code", (), {"what_i_read": staticmethod(lambda: [])})()
 
@@ -211,3 +216,4 @@ def test_the_warm_up_lets_a_waiting_ranking_go_before_loading_personalization(mo
     user.join(5)
     warm.join(5)
     assert loaded.is_set() and service._ranking == 0
+    assert prepared == [False]  # once, right after the load

@@ -51,6 +51,19 @@ def test_cached_equals_naive_and_batches_independent(tiny_dirs):
     assert len(model._prefix_cache) == 2  # one cached prefix per user profile
 
 
+def test_prepare_does_the_first_calls_work_and_changes_no_score(tiny_dirs):
+    fresh, ready = tiny_model(tiny_dirs), tiny_model(tiny_dirs)
+    for model in (fresh, ready):
+        open_gates(model, seed=4)
+    assert fresh._head_kv is None and "_fast_encoder" not in fresh.__dict__
+    assert ready.prepare() is ready
+    assert ready._head_kv is not None and "_fast_encoder" in ready.__dict__  # the template head, the encoder copy
+    if ready.reads_text:
+        assert ready.reader._head_kv is not None  # the reader loaded, its few-shot head run
+    imgs = images(3, seed=2)
+    assert np.array_equal(fresh.score(imgs, profile=PROFILE).scores, ready.score(imgs, profile=PROFILE).scores)
+
+
 def test_save_load_bit_exact(tiny_dirs, tmp_path):
     model = tiny_model(tiny_dirs)
     open_gates(model, seed=5)
