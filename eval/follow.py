@@ -17,8 +17,9 @@ Spearman (:func:`ceiling`) beside it. ``--content all`` adds one taste per label
 :data:`MIN_CLASS` pictures ("I love photos of animals."), the same check for every subject, not only the largest.
 
 Pictures: the real photo pool (``make photos``), all of it; or ``--photos DIR`` (pictures the project has never
-seen; the content taste needs a ``content`` label and is skipped there; a picture that cannot be decoded is named and
-left out). Run::
+seen; a picture that cannot be decoded is named and left out). There the content tastes read each picture's label
+from the sub-folder it is in (``DIR/plant/rose.jpg``: plant; :func:`folder_labels`) and are skipped when any picture
+lies directly in ``DIR``. Run::
 
     python -m eval.follow --out results/follow [--readme README.md]   # ~1 min on 2 cores; table, JSON and a plot
     python -m eval.follow --content all --out results/follow-classes    # every content class (~2 min)
@@ -85,13 +86,23 @@ def ratings_of(values: np.ndarray) -> np.ndarray:
     return PARA_SCALE.quantize(1 + 4 * pct)
 
 
+def folder_labels(folder: str | Path, paths: list[Path]) -> list[str] | None:
+    """Content labels of the pictures under ``folder``: the name of the sub-folder each is in (lower case, spaces as
+    ``_``, as :func:`piaa.photos.folder_photos` reads a folder); None when any picture lies directly in ``folder``."""
+    rel = [Path(p).relative_to(folder).parts for p in paths]
+    if not rel or any(len(parts) < 2 for parts in rel):
+        return None
+    return [parts[0].lower().replace(" ", "_") for parts in rel]
+
+
 def load_pictures(folder: str | None, work: Path) -> tuple[list[Path], list[str] | None]:
     from piaa.photos import pool_photos
 
     if folder:
         from piaa.cli import collect_images
 
-        return [Path(p) for p in collect_images([folder])], None
+        paths = [Path(p) for p in collect_images([folder])]
+        return paths, folder_labels(folder, paths)
     paths, contents = [], []
     for ph in pool_photos():
         paths.append(work / f"{ph.name}.jpg")
@@ -260,7 +271,8 @@ def readable(paths: list[Path], contents: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.follow", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--photos", help="a folder of pictures instead of the real photo pool (no content taste)")
+    ap.add_argument("--photos", help="a folder of pictures instead of the real photo pool (content tastes: labels "
+                    "from sub-folder names, DIR/CLASS/picture)")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=10, help="random draws of the rated pictures per taste and k")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(

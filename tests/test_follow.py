@@ -40,6 +40,18 @@ def test_main_counts_only_readable_pictures_and_says_which_were_left_out(tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_of_class_folders_labels_its_pictures(tmp_path):
+    for cls, n in (("Plant", 2), ("abstract", 3)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            Image.new("RGB", (64, 48), (40 * i, 90, 10)).save(tmp_path / cls / f"{i}.png")
+    paths, labels = follow.load_pictures(str(tmp_path), tmp_path / "work")
+    assert [p.name for p in paths] == ["0.png", "1.png", "0.png", "1.png", "2.png"]  # sorted: "Plant" < "abstract"
+    assert labels == ["plant", "plant", "abstract", "abstract", "abstract"] == [p.parent.name.lower() for p in paths]
+    Image.new("RGB", (64, 48)).save(tmp_path / "loose.png")  # a picture outside every class folder: no labels
+    assert follow.load_pictures(str(tmp_path), tmp_path / "work")[1] is None
+
+
 def test_ceiling_is_one_for_a_property_and_sqrt_3p1mp_for_a_class():
     rng = np.random.default_rng(0)
     assert follow.ceiling(rng.normal(size=40)) == 1.0
