@@ -119,9 +119,9 @@ class DemoService:
         import time
 
         t0 = time.perf_counter()
-        self.pmllm()  # first: the zero-shot model is all a first ranking needs (its text reader only for a text)
-        with self._pmllm_lock:  # its first call's one-off work, while a user who uploaded still measures the photos
-            if not self._scored:  # (else that user's ranking got here first and did it)
+        self.pmllm()  # first: the zero-shot model is all a first ranking needs
+        with self._pmllm_lock:  # its first call's one-off work (the text reader too), while a user who uploaded
+            if not self._scored:  # still measures the photos (none once a ranking has scored: that one did most of it)
                 self.pmllm().prepare()
         photo = self.sample_photos()[:1]  # after it: picking the samples reads the pool (~0.3 s on 2 cores)
         profile = self.make_profile("I like calm, colourful photos.")

@@ -18,8 +18,10 @@ Spearman (:func:`ceiling`) beside it. ``--content all`` adds one taste per label
 
 Pictures: the real photo pool (``make photos``), all of it; or ``--photos DIR`` (pictures the project has never
 seen; a picture that cannot be decoded is named and left out). There the content tastes read each picture's label
-from the sub-folder it is in (``DIR/plant/rose.jpg``: plant; :func:`folder_labels`) and are skipped when any picture
-lies directly in ``DIR``. Run::
+from the sub-folder it is in (``DIR/plant/rose.jpg``: plant; :func:`folder_labels`), named as the pool's classes
+(``abstract``, ``animal``, ``architecture``, ``artwork``, ``food``, ``landscape``, ``objects``, ``people``, ``plant``,
+``vehicle``, ``water``; other names are reported and left out), and are skipped when any picture lies directly in
+``DIR``. Run::
 
     python -m eval.follow --out results/follow [--readme README.md]   # ~1 min on 2 cores; table, JSON and a plot
     python -m eval.follow --content all --out results/follow-classes    # every content class (~2 min)
@@ -62,6 +64,25 @@ def content_tastes(contents: list[str] | None) -> dict[str, tuple[str, str, int]
     counts = {c: contents.count(c) for c in set(contents)}
     return {c: (sentence, f"content:{c}", +1) for c, sentence in CONTENT_SENTENCES.items()
             if counts.get(c, 0) >= MIN_CLASS}  # fmt: skip
+
+
+def check_tastes(contents: list[str] | None, every_class: bool, folder: bool) -> tuple[dict, list[str]]:
+    """The tastes to check and a note for each thing left out. ``every_class``: ``--content all``; ``folder``: the
+    labels are sub-folder names (``--photos DIR``), which must be the pool's class names (``abstract`` and
+    :data:`CONTENT_SENTENCES`' keys) to give a taste; there the abstract taste, too, needs :data:`MIN_CLASS`
+    pictures."""
+    tastes = {**TASTES, **(content_tastes(contents) if every_class else {})}
+    notes = []
+    if folder and contents is not None:
+        known = {"abstract", *CONTENT_SENTENCES}
+        if unknown := sorted(set(contents) - known):
+            notes.append(f"sub-folder(s) {', '.join(unknown)} name no content taste (class names: "
+                         f"{', '.join(sorted(known))})")  # fmt: skip
+        if 0 < contents.count("abstract") < MIN_CLASS:
+            notes.append(f"abstract: {contents.count('abstract')} picture(s), fewer than {MIN_CLASS}: not checked")
+        if contents.count("abstract") < MIN_CLASS:
+            tastes.pop("abstract")
+    return tastes, notes
 
 
 def taste_values(stats: np.ndarray, contents: list[str] | None, taste: str, tastes: dict | None = None
@@ -219,7 +240,7 @@ def plot(rows: list[dict], out: Path, k: int = 10) -> Path:
     props = [t for t in dict.fromkeys(r["taste"] for r in rows) if t not in content]
     if content:
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [3, 2]})
-    else:  # pictures without content labels (--photos DIR): the measured tastes alone
+    else:  # pictures without content labels (a flat --photos DIR): the measured tastes alone
         fig, ax = plt.subplots(figsize=(7, 4))
     for i, taste in enumerate(props):
         color = f"C{i}"
@@ -272,7 +293,7 @@ def readable(paths: list[Path], contents: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.follow", description=__doc__.split("\n\n")[0])
     ap.add_argument("--photos", help="a folder of pictures instead of the real photo pool (content tastes: labels "
-                    "from sub-folder names, DIR/CLASS/picture)")  # fmt: skip
+                    "from sub-folder names named as the pool's classes, DIR/CLASS/picture)")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=10, help="random draws of the rated pictures per taste and k")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -302,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"eval.follow: {len(paths)} readable pictures; the check needs at least {max(SHOTS) + 5}",
                   file=sys.stderr)  # fmt: skip
             return 2
-        tastes = {**TASTES, **(content_tastes(contents) if args.content == "all" else {})}
+        tastes, notes = check_tastes(contents, args.content == "all", bool(args.photos))
+        for line in notes:
+            print(f"eval.follow: {line}", file=sys.stderr)
         rows = run_check(paths, contents, stats, args.repeats, args.seed, tastes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

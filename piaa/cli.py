@@ -34,13 +34,14 @@ class UsageError(RuntimeError):
 
 
 def collect_images(inputs: list[str]) -> list[str]:
-    """Files as given, and every file with a photo extension under each folder (sorted, recursive)."""
+    """Files as given, and every file with a photo extension under each folder (sorted, recursive; hidden files and
+    folders, such as ``.thumbnails/``, left out)."""
     out = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in PHOTO_EXTENSIONS
-                          and not f.name.startswith("."))  # fmt: skip
+                          and not any(part.startswith(".") for part in f.relative_to(p).parts))  # fmt: skip
         else:
             out.append(item)  # a missing or undecodable file gets its own error row
     return out

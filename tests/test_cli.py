@@ -115,3 +115,13 @@ def test_rank_rows_follow_the_models_finer_order_on_equal_shown_scores():
     ranked = rank_rows(rows)
     assert [r["image"] for r in ranked] == ["rated.jpg", "unrated.jpg", "plain.jpg", "bad.jpg"]
     assert [r["rank"] for r in ranked] == [1, 2, 3, None]
+
+
+def test_a_folder_gives_its_photo_files_and_leaves_hidden_ones_out(tmp_path):
+    from piaa.cli import collect_images
+
+    for rel in ("a.jpg", "sub/b.PNG", ".thumbnails/c.jpg", "sub/.d.jpg", "notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    got = collect_images([str(tmp_path), str(tmp_path / "missing.jpg")])
+    assert got == [str(tmp_path / "a.jpg"), str(tmp_path / "sub" / "b.PNG"), str(tmp_path / "missing.jpg")]

@@ -174,32 +174,39 @@ def _no_proxy(monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
+class FakeScorer:
+    """The zero-shot model for the warm-up tests: each photo's score first calls ``wait(path)``; it reads no free
+    text; ``prepared`` records, per :meth:`prepare` call, whether a ranking had scored before it."""
+
+    def __init__(self, service, wait=lambda path: None):
+        self.service, self.wait, self.prepared = service, wait, []
+
+    def prepare(self):
+        self.prepared.append(self.service._scored)
+        return self
+
+    def encode_profile(self, profile):
+        return type("Code", (), {"what_i_read": staticmethod(lambda: [])})()
+
+    def score(self, paths, profile=None, scale=None, on_error="skip", stats=None):
+        from piaa.scoring import ScoreResult
+
+        for p in paths:
+            self.wait(p)
+        return ScoreResult(np.full(len(paths), 3.0), scale, [str(p) for p in paths])
+
+
 def test_the_warm_up_lets_a_waiting_ranking_go_before_loading_personalization(monkeypatch):
     """A user who ranks while the zero-shot model is still loading waits for it; the warm-up then loads the
     few-shot models only after that user's ranking is done, not alongside it."""
     from demo.service import DemoService
-    from piaa.scoring import ScoreResult
 
     warm_scored, user_scored, loaded = threading.Event(), threading.Event(), threading.Event()
     events = {"sample.jpg": warm_scored, "user.jpg": user_scored}
-    prepared = []
-
-    class Scorer:  # the zero-shot model: each photo takes until its event is set; it reads no free text
-        def prepare(self):  # the first call's one-off work: done by the warm-up, before any ranking scored
-            prepared.append(service._scored)
-            return self
-
-        def encode_profile(self, profile):
-            return type("Code", (), {"what_i_read": staticmethod(lambda: [])})()
-
-        def score(self, paths, profile=None, scale=None, on_error="skip", stats=None):
-            for p in paths:
-                events[p.name].wait(5)
-            return ScoreResult(np.full(len(paths), 3.0), scale, [str(p) for p in paths])
-
     service = DemoService()
+    scorer = FakeScorer(service, wait=lambda p: events[p.name].wait(5))  # each photo waits for its event
     monkeypatch.setattr(service, "sample_photos", lambda: [Path("sample.jpg")])
-    monkeypatch.setattr(service, "pmllm", lambda: Scorer())
+    monkeypatch.setattr(service, "pmllm", lambda: scorer)
     monkeypatch.setattr(service, "_features", lambda paths: loaded.set())
     warm = threading.Thread(target=service.warm)
     warm.start()  # "loading" the zero-shot model
@@ -216,4 +223,17 @@ def test_the_warm_up_lets_a_waiting_ranking_go_before_loading_personalization(mo
     user.join(5)
     warm.join(5)
     assert loaded.is_set() and service._ranking == 0
-    assert prepared == [False]  # once, right after the load
+    assert scorer.prepared == [False]  # the first call's one-off work: once, right after the load
+
+
+def test_the_warm_up_leaves_the_first_calls_work_to_a_ranking_that_scored_first(monkeypatch):
+    from demo.service import DemoService
+
+    service = DemoService()
+    scorer = FakeScorer(service)
+    monkeypatch.setattr(service, "sample_photos", lambda: [Path("sample.jpg")])
+    monkeypatch.setattr(service, "pmllm", lambda: scorer)
+    monkeypatch.setattr(service, "_features", lambda paths: None)
+    service.rank(service.make_profile(""), ["user.jpg"])  # a user's ranking scored before the warm-up got there
+    service.warm()
+    assert scorer.prepared == []

@@ -52,6 +52,16 @@ def test_a_folder_of_class_folders_labels_its_pictures(tmp_path):
     assert follow.load_pictures(str(tmp_path), tmp_path / "work")[1] is None
 
 
+def test_a_folders_labels_give_tastes_only_when_they_name_a_class_with_enough_pictures():
+    labels = ["plant"] * 6 + ["flowers"] * 5 + ["abstract"] * 2
+    tastes, notes = follow.check_tastes(labels, every_class=True, folder=True)
+    assert "plant" in tastes and "flowers" not in tastes and "abstract" not in tastes  # 2 abstract pictures: too few
+    assert any("flowers" in n and "no content taste" in n for n in notes) and any("abstract: 2" in n for n in notes)
+    assert "abstract" in follow.check_tastes(labels + ["abstract"] * 3, every_class=False, folder=True)[0]
+    pool = follow.check_tastes(["abstract"] * 2 + ["nope"], every_class=False, folder=False)  # the pool: as before
+    assert pool == (follow.TASTES, [])
+
+
 def test_ceiling_is_one_for_a_property_and_sqrt_3p1mp_for_a_class():
     rng = np.random.default_rng(0)
     assert follow.ceiling(rng.normal(size=40)) == 1.0
@@ -78,7 +88,7 @@ def test_render_and_plot_say_what_the_draws_support(tmp_path):
     assert "| people (7 pictures) | 5 | 1 | 0.200 (1 draw) | 0.200 (1 draw) | 0.250 | 0.46 |" in text
     assert "±" not in text.split("\n")[-1]  # no SD from a single draw
     props = [{**r, "taste": "bright", "n_taste": None, "ceiling": 1.0, "repeats": 10} for r in rows]
-    assert follow.plot(props, tmp_path).is_file()  # no content labels (--photos DIR): one panel, no empty one
+    assert follow.plot(props, tmp_path).is_file()  # no content labels (a flat --photos DIR): one panel
 
 
 def test_content_tastes_take_each_class_with_enough_pictures():

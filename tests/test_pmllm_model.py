@@ -52,14 +52,16 @@ def test_cached_equals_naive_and_batches_independent(tiny_dirs):
 
 
 def test_prepare_does_the_first_calls_work_and_changes_no_score(tiny_dirs):
-    fresh, ready = tiny_model(tiny_dirs), tiny_model(tiny_dirs)
+    from pmllm.fusion import fields_vocab
+
+    kw = {"gate_vocab": fields_vocab([PROFILE]), "gate_text": True}  # a model that reads the free text
+    fresh, ready = tiny_model(tiny_dirs, **kw), tiny_model(tiny_dirs, **kw)
     for model in (fresh, ready):
         open_gates(model, seed=4)
-    assert fresh._head_kv is None and "_fast_encoder" not in fresh.__dict__
+    assert ready.reads_text and fresh._reader is None and fresh._head_kv is None
     assert ready.prepare() is ready
     assert ready._head_kv is not None and "_fast_encoder" in ready.__dict__  # the template head, the encoder copy
-    if ready.reads_text:
-        assert ready.reader._head_kv is not None  # the reader loaded, its few-shot head run
+    assert ready._reader is not None and ready.reader._head_kv is not None  # the reader loaded, its head run
     imgs = images(3, seed=2)
     assert np.array_equal(fresh.score(imgs, profile=PROFILE).scores, ready.score(imgs, profile=PROFILE).scores)
 
