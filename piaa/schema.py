@@ -276,18 +276,20 @@ def _ratings_problems(
             what = "a boolean" if isinstance(value, (bool, np.bool_)) else "not a number"
             problems.append(f"{at}: score {value!r} is {what}")
             continue
+        # as written: text quoted, a number as a person reads it (7, 4.7; not np.float64(4.7))
+        shown = repr(value) if isinstance(value, str) else (str(int(x)) if x.is_integer() else repr(x))
         if not math.isfinite(x):
-            problems.append(f"{at}: score {value!r} is not a finite number")
+            problems.append(f"{at}: score {shown} is not a finite number")
             continue
         why = scale.problem(x) if scale is not None else None
         if why:
-            problems.append(f"{at}: score {value!r} {why}")
+            problems.append(f"{at}: score {shown} {why}")
             continue
         key = (users[i] if users is not None else "", name)
         if key in first:
             j, y = first[key]
             if not math.isclose(x, y, rel_tol=0, abs_tol=1e-9):
-                problems.append(f"{at}: score {value!r} conflicts with score {_num(y)} for the same image at "
+                problems.append(f"{at}: score {shown} conflicts with score {_num(y)} for the same image at "
                                 f"{where(j)}; keep one rating per image")  # fmt: skip
             continue
         first[key] = (i, x)

@@ -117,6 +117,8 @@ def test_validate_ratings_accepts_and_normalises():
         (None, r"score None is not a number"),
         (math.nan, r"score nan is not a finite number"),
         (math.inf, r"score inf is not a finite number"),
+        (np.float64(4.7), r"score 4.7 is not on the scale's step 0.5"),  # written as a person reads it, not np.float64
+        (np.int64(7), r"score 7 is outside the scale"),
     ],
 )
 def test_validate_ratings_refuses_each_bad_score(score, why):
