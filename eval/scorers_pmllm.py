@@ -62,7 +62,7 @@ class PMLLMScorer(Scorer):
     keep: tuple[str, ...] | None = None
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, batch_size: int = 64):
-        from pmllm.model import DEFAULT_CHECKPOINT
+        from pmllm.config import DEFAULT_CHECKPOINT
 
         self.checkpoint = checkpoint or DEFAULT_CHECKPOINT
         self.batch_size = batch_size

@@ -250,7 +250,7 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     present = "yes" if cascade_file() else "no - pip install 'opencv-python-headless<5'"
     print(f"{'faces':<8} {'frontalface-alt':<24} {'opencv-python-headless':<34} {present}")
     print("other CLIP / SigLIP / VLM / causal LMs: a local directory or a Hugging Face id (not bundled; see README)")
-    from pmllm.model import DEFAULT_CHECKPOINT
+    from pmllm.config import DEFAULT_CHECKPOINT
     from taskvec.model import DEFAULT_ARTIFACTS
 
     for label, d in (("pmllm checkpoint", DEFAULT_CHECKPOINT), ("task vectors", DEFAULT_ARTIFACTS)):

@@ -93,7 +93,8 @@ def run_mode(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     from piaa.schema import Profile
-    from pmllm.model import PMLLM, PMLLMConfig
+    from pmllm.config import PMLLMConfig
+    from pmllm.model import PMLLM
 
     paths = [Path(p) for p in json.loads(Path(args.paths_file).read_text())]
     t = time.perf_counter()

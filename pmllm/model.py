@@ -15,9 +15,9 @@ the answer position's level-word logits go through :func:`pmllm.readout.readout`
 naive path (prefix + suffix for every photo, no cache) and gives the same scores (tested to 1e-4).
 
 Checkpoints hold only the trainable parts (projector, profile projector, fusion modules, LoRA adapters if any):
-``pmllm_config.json`` + ``fusion_model.safetensors`` (+ ``grounding.safetensors``: the class-to-concept assignment of
-a grounded checkpoint and the reader's concept-phrase embeddings, so that neither is re-encoded at load). Library
-module, no entry point (see ``pmllm.train``).
+``pmllm_config.json`` (:class:`pmllm.config.PMLLMConfig`) + ``fusion_model.safetensors`` (+
+``grounding.safetensors``: the class-to-concept assignment of a grounded checkpoint and the reader's concept-phrase
+embeddings, so that neither is re-encoded at load). Library module, no entry point (see ``pmllm.train``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,52 +37,19 @@ from torch import nn
 
 from piaa.schema import PARA_SCALE, Profile, Scale
 from piaa.scoring import ScoreResult
+from pmllm.config import (
+    CONFIG_NAME,
+    DEFAULT_CHECKPOINT,
+    PERSONAL_INPUTS,
+    TRAINABLE_PREFIXES,
+    WEIGHTS_NAME,
+    PMLLMConfig,
+)
 from pmllm.constants import MAX_TEXT_CHARS, TASTE_CONCEPTS, level_token_ids
 from pmllm.fusion import PersonalHead, ProfileProjector, SelectiveFusion, VisualProjector, encode_fields
 from pmllm.hf_llm import cache_tensors, decoder_layers, make_cache, output_cache, with_cache
 from pmllm.profile import PromptIds, build_prompt, sanitize
 from pmllm.readout import level_logits, readout
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
-CONFIG_NAME = "pmllm_config.json"
-WEIGHTS_NAME = "fusion_model.safetensors"
-TRAINABLE_PREFIXES = ("projector.", "profile_proj.", "fusions.", "personal.")
-PERSONAL_INPUTS = ("pooled", "fields", "fields+text")
-
-
-@dataclass
-class PMLLMConfig:
-    llm: str = "smollm2-135m-instruct"
-    vision: str = "efficientnet-lite0"
-    fusion_layers: list[int] | None = None  # None -> about 73%, 83%, 93% of the depth (22, 25, 28 of 30)
-    d_attn: int = 256
-    n_heads: int = 4
-    d_profile: int = 64
-    lora_r: int = 0  # 0 = LLM fully frozen (default)
-    lora_alpha: int = 16
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    personal_rank: int = 0  # >0: a bilinear profile x photo score term (pmllm.fusion.PersonalHead); 0 = none
-    personal_input: str = "pooled"  # "pooled": the LLM's pooled profile state; "fields": encoded structured fields;
-    # "fields+text": those fields and the free text's taste code (pmllm.taste_text), concatenated
-    personal_vocab: dict[str, list] = field(default_factory=dict)  # "fields" modes: pmllm.fusion.encode_fields
-    text_encoder: str = "all-minilm-l6-v2"  # "fields+text": sentence encoder (piaa.models.create_text_encoder)
-    text_polarity: list[float] = field(default_factory=lambda: [0.0, 1.0])  # "fields+text": LLM polarity centre, scale
-    text_weight: float = 1.0  # "fields+text": multiplier of the taste code in the head's input
-    # "fields+text": the taste code read off the photo through frozen knowledge (pmllm.grounding); {} = off, else
-    # {"weights": [subject, property], "centre"/"scale": [per concept, then the face reading]} (pmllm.train_personal)
-    grounding: dict[str, list[float]] = field(default_factory=dict)
-    # the gates' profile code (pmllm.fusion.ProfileProjector): {} and False = the pooled LLM state alone; else the
-    # structured fields encoded with this vocabulary (pmllm.fusion.encode_fields) [+ the free text's taste code]
-    gate_vocab: dict[str, list] = field(default_factory=dict)
-    gate_text: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)  # provenance (what it was trained on, command, ...)
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = CONFIG_NAME) -> PMLLMConfig:
-        """Unknown keys are refused (naming ``source``), as for every config (``piaa.config``)."""
-        from piaa.config import config_from_dict
-
-        return config_from_dict(cls, d, source)
 
 
 @dataclass

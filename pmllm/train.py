@@ -38,8 +38,9 @@ from tqdm.auto import tqdm
 from piaa.features import feature_cache_dir
 from piaa.schema import DEMOGRAPHIC_FIELDS, Profile, RatingsTable, SchemaError
 from piaa.worlds import users_of_fold
+from pmllm.config import PMLLMConfig
 from pmllm.fusion import fields_vocab
-from pmllm.model import PMLLM, PMLLMConfig
+from pmllm.model import PMLLM
 from pmllm.readout import readout, soft_targets
 
 STATE_NAME = "train_state.pt"

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from piaa.schema import Profile
-from pmllm.model import PMLLM, PMLLMConfig
+from pmllm.config import PMLLMConfig
+from pmllm.model import PMLLM
 
 PROFILE = Profile(age="30-34", gender="male", big5_O=6.0, text="Moody, dark night streets are my thing.")
 

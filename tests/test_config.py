@@ -6,7 +6,7 @@ import pytest
 
 from piaa.config import config_from_dict, load_config
 from piaa.schema import SchemaError
-from pmllm.model import PMLLMConfig
+from pmllm.config import PMLLMConfig
 from taskvec.backbones import BackboneConfig
 from taskvec.model import UserConfig
 from taskvec.task_vector import TaskVectorConfig

@@ -98,7 +98,8 @@ def test_pmllm_visual_tokens_use_fast_copy_and_keep_weights(embedded_vision, tin
 
     from piaa.images import load_image
     from piaa.schema import Profile
-    from pmllm.model import PMLLM, PMLLMConfig
+    from pmllm.config import PMLLMConfig
+    from pmllm.model import PMLLM
 
     llm = LlamaForCausalLM.from_pretrained(str(tiny_dirs / "lm"))
     tok = AutoTokenizer.from_pretrained(str(tiny_dirs / "lm"))

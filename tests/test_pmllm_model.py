@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from piaa.schema import PARA_SCALE, Profile
-from pmllm.model import PMLLM, PMLLMConfig, _Ctx
+from pmllm.config import PMLLMConfig
+from pmllm.model import PMLLM, _Ctx
 from tests.pmllm_tiny import PROFILE, images, open_gates, tiny_model
 
 
