@@ -5,7 +5,8 @@
         [--gate-code none|fields|fields+text]   # what the fusion gates see besides the pooled LLM state
 
 Multi-GPU: ``accelerate launch --num_processes 4 -m pmllm.train ...`` (each process takes a disjoint share of the
-steps; gradients of the trainable parts are averaged by DDP). bf16 autocast on GPU, fp32 on CPU.
+steps; gradients of the trainable parts are averaged by DDP). bf16 autocast on GPU, fp32 on CPU
+(``--mixed-precision``, as in ``taskvec.finetune``).
 ``--quantization 4bit|8bit`` loads the frozen LLM with bitsandbytes (CUDA only).
 
 One step = one training user: their profile, randomly coarsened (structured fields dropped, free text dropped,
@@ -118,12 +119,20 @@ def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 4
     return F.softplus(-beta * dp[mask]).mean()
 
 
+def mixed_precision(choice: str) -> str:
+    """accelerate's ``mixed_precision`` for ``--mixed-precision``: ``auto`` is bf16 where a GPU is, else none."""
+    if choice == "auto":
+        return "bf16" if torch.cuda.is_available() else "no"
+    return choice
+
+
 def train(args: argparse.Namespace) -> Path:
     """The training loop (one explicit function). Returns the output checkpoint directory."""
     from accelerate import Accelerator
 
     torch.set_num_threads(args.threads)
-    acc = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() and not args.fp32 else "no")
+    # cpu=True where there is no GPU: accelerate then sees a torchrun group of CPU processes (else each one alone)
+    acc = Accelerator(mixed_precision=mixed_precision(args.mixed_precision), cpu=not torch.cuda.is_available())
     out = Path(args.out)
     table = RatingsTable.load(args.ratings)
     users = users_of_fold(args.users_from, args.fold, table)
@@ -253,7 +262,7 @@ def _save(core: PMLLM, opt, sched, step: int, out: Path, args, users: list[str],
         "steps_done": step, "steps_total": n_steps, "epochs": args.epochs,
         "images_per_step": args.images_per_step, "lr": args.lr, "rank_weight": args.rank_weight, "seed": args.seed,
         "coarsen": args.coarsen, "p_empty": args.p_empty, "empty_target": args.empty_target,
-        "gate_code": args.gate_code,
+        "gate_code": args.gate_code, "mixed_precision": mixed_precision(args.mixed_precision),
         "train_seconds_this_run": round(secs, 1),
         "command": "python -m pmllm.train " + " ".join(sys.argv[1:]),
     }  # fmt: skip
@@ -293,7 +302,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "fields, or those and the free text's taste code (pmllm.taste_text)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast on GPU")
+    ap.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "fp16", "bf16"],
+                    help="autocast of the forward (accelerate): auto = bf16 on a GPU, none on CPU; bf16 also runs on "
+                    "CPU (slower there unless it has bf16 units)")  # fmt: skip
     ap.add_argument("--save-every", type=int, default=50)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--resume", action="store_true", help="continue from --out if it holds a train state")
@@ -311,7 +322,10 @@ def main(argv: list[str] | None = None) -> None:
         out = train(args)
     except (SchemaError, FileNotFoundError, ValueError) as err:
         sys.exit(f"pmllm.train: error: {err}")
-    print(f"saved {out}")
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # one line from a group of processes (accelerate launch / torchrun)
+        print(f"saved {out}")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,25 @@ def test_prepare_does_the_first_calls_work_and_changes_no_score(tiny_dirs):
     assert np.array_equal(fresh.score(imgs, profile=PROFILE).scores, ready.score(imgs, profile=PROFILE).scores)
 
 
+def test_bf16_llm_scores_like_fp32_and_cached_equals_naive(tiny_dirs):
+    """A GPU user's usual set-up, run on CPU (where no GPU is lent): the frozen LLM in bfloat16, the trainable
+    fusion modules in float32; the hooks cast between them."""
+    from piaa.models import create_llm
+
+    ref = tiny_model(tiny_dirs)
+    open_gates(ref, seed=4)
+    llm, tok = create_llm(str(tiny_dirs / "lm"), dtype=torch.bfloat16)
+    half = PMLLM(ref.config, llm=llm, tokenizer=tok, encoder=ref.encoder)
+    half.load_state_dict(ref.trainable_state_dict(), strict=False)
+    assert next(half.llm.parameters()).dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in half.trainable_parameters())
+    imgs = images(4, seed=2)
+    a, b = ref.score(imgs, profile=PROFILE).scores, half.score(imgs, profile=PROFILE).scores
+    c = half.score(imgs, profile=PROFILE, cached=False).scores
+    assert np.isfinite(b).all() and not np.array_equal(a, b)  # really another precision ...
+    assert np.abs(a - b).max() < 0.05 and np.abs(b - c).max() < 1e-2  # ... and the same scores to its resolution
+
+
 def test_save_load_bit_exact(tiny_dirs, tmp_path):
     model = tiny_model(tiny_dirs)
     open_gates(model, seed=5)

@@ -11,14 +11,18 @@ from piaa.schema import Profile, RatingsTable, SchemaError
 from pmllm.train import coarsen, main, parse_args, population_targets, step_plan, train
 
 
-def _args(tiny_dirs, root, out, *extra):
-    return parse_args([
+def _argv(tiny_dirs, root, out, *extra) -> list[str]:
+    return [
         "--ratings", str(root / "ratings"), "--users-from", str(root / "folds.json"), "--fold", "0",
         "--out", str(out), "--llm", str(tiny_dirs / "lm"), "--vision", str(tiny_dirs / "clip"),
         "--d-attn", "16", "--n-heads", "2", "--d-profile", "8", "--images-per-step", "6", "--epochs", "3",
         "--lr", "3e-3", "--save-every", "4", "--log-every", "2", "--cache-dir", str(root / "cache"), "--threads", "1",
         *extra,
-    ])  # fmt: skip
+    ]  # fmt: skip
+
+
+def _args(tiny_dirs, root, out, *extra):
+    return parse_args(_argv(tiny_dirs, root, out, *extra))
 
 
 def test_loss_decreases_and_resume_is_exact(tiny_dirs, tiny_table, tmp_path):
@@ -39,6 +43,44 @@ def test_loss_decreases_and_resume_is_exact(tiny_dirs, tiny_table, tmp_path):
     a, b = load_file(str(out / "fusion_model.safetensors")), load_file(str(part / "fusion_model.safetensors"))
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_bf16_autocast_trains_on_cpu(tiny_dirs, tiny_table, tmp_path):
+    """The GPU's bf16 autocast path, run on CPU (where no GPU is lent): a process of its own, as accelerate fixes the
+    precision once per process."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "bf16"
+    argv = _argv(tiny_dirs, tiny_table, out, "--no-coarsen", "--max-steps", "4", "--mixed-precision", "bf16")
+    run = subprocess.run([sys.executable, "-m", "pmllm.train", *argv], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads((out / "pmllm_config.json").read_text())["meta"]["mixed_precision"] == "bf16"
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 4 and np.isfinite([r["loss"] for r in log]).all()
+    assert parse_args(_argv(tiny_dirs, tiny_table, out)).mixed_precision == "auto"
+
+
+def test_two_cpu_processes_share_the_steps(tiny_dirs, tiny_table, tmp_path):
+    """The multi-GPU path (DDP through accelerate), run as two CPU processes under torchrun (gloo): each process
+    takes half of the 8 planned steps, only the main one writes the log, the checkpoint and the last line."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_demo import free_port
+
+    out = tmp_path / "ddp"
+    argv = _argv(tiny_dirs, tiny_table, out, "--no-coarsen", "--max-steps", "8")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+           "-m", "pmllm.train", *argv]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    meta = json.loads((out / "pmllm_config.json").read_text())["meta"]
+    assert meta["steps_total"] == meta["steps_done"] == 4  # 8 steps shared by 2 processes (each alone would run 8)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4] and np.isfinite([r["loss"] for r in log]).all()
+    assert run.stdout.count("saved ") == 1
 
 
 def test_step_plan_uses_only_training_users(tiny_table):

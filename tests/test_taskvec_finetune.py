@@ -86,3 +86,41 @@ def test_cli_trains_every_database(bright_db, tmp_path, capsys):
     assert main(["--world", str(tmp_path / "nowhere")]) == 2
     assert main(["--world", str(root), "--databases", "bogus", "--out", str(out)]) == 2
     assert np.isfinite(manifest["results"]["bright"]["best_val_srocc"])
+
+
+def test_two_cpu_processes_finetune(bright_db, tmp_path):
+    """The multi-GPU path (accelerate's data sharding and DDP), run as two CPU processes under torchrun (gloo)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_demo import free_port
+
+    root, *_ = bright_db
+    out = tmp_path / "tv"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+           "-m", "taskvec.finetune", "--world", str(root), "--databases", "bright", "--out", str(out),
+           "--epochs", "2", "--image-size", "64", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"),
+           "--threads", "1"]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads((out / "manifest.json").read_text())["results"]["bright"]
+    assert result["finished"] and np.isfinite(result["best_val_srocc"]) and result["n_train"] == 90
+
+
+def test_bf16_autocast_finetunes_on_cpu(bright_db, tmp_path):
+    """The GPU's bf16 mixed-precision path, run on CPU (where no GPU is lent): a process of its own, as accelerate
+    fixes the precision once per process."""
+    import subprocess
+    import sys
+
+    root, *_ = bright_db
+    out = tmp_path / "tv"
+    cmd = [sys.executable, "-m", "taskvec.finetune", "--world", str(root), "--databases", "bright", "--out", str(out),
+           "--epochs", "2", "--image-size", "64", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"),
+           "--threads", "1", "--mixed-precision", "bf16"]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["finetune"]["mixed_precision"] == "bf16" and manifest["results"]["bright"]["finished"]
+    assert np.isfinite(manifest["results"]["bright"]["best_val_srocc"])
