@@ -45,6 +45,26 @@ def test_loss_decreases_and_resume_is_exact(tiny_dirs, tiny_table, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+def test_lora_trains_resumes_exactly_and_scores_cached_equal_naive(tiny_dirs, tiny_table, tmp_path):
+    from pmllm.model import PMLLM
+    from tests.pmllm_tiny import PROFILE, images
+
+    full = PMLLM.from_pretrained(train(_args(tiny_dirs, tiny_table, tmp_path / "full", "--no-coarsen", "--lora", "4",
+                                             "--max-steps", "8")))  # fmt: skip
+    state = full.trainable_state_dict()
+    lora_b = [k for k in state if "lora_B" in k]
+    assert lora_b and max(float(state[k].detach().abs().max()) for k in lora_b) > 0  # trained (B starts at 0)
+    part = tmp_path / "part"
+    train(_args(tiny_dirs, tiny_table, part, "--no-coarsen", "--lora", "4", "--max-steps", "8", "--stop-after", "4"))
+    resumed = PMLLM.from_pretrained(train(_args(tiny_dirs, tiny_table, part, "--no-coarsen", "--lora", "4",
+                                                "--max-steps", "8", "--resume")))  # fmt: skip
+    again = resumed.trainable_state_dict()
+    assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state)
+    imgs = images(3)
+    cached, naive = full.score(imgs, profile=PROFILE).scores, full.score(imgs, profile=PROFILE, cached=False).scores
+    assert np.abs(cached - naive).max() < 1e-4
+
+
 def test_bf16_autocast_trains_on_cpu(tiny_dirs, tiny_table, tmp_path):
     """The GPU's bf16 autocast path, run on CPU (where no GPU is lent): a process of its own, as accelerate fixes the
     precision once per process."""
