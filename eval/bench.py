@@ -77,7 +77,8 @@ def first_fit(model, world, x, user, k: int = 10) -> float:
 def run(args) -> list[dict]:
     world, model, x = _setup(args)
     users = sorted({u for _, test in world.folds for u in test})[: args.users]
-    print(f"first fit in this process (not in the table): {first_fit(model, world, x, users[0]):.2f} s")
+    if users:
+        print(f"first fit in this process (not in the table): {first_fit(model, world, x, users[0]):.2f} s")
     rows = []
     for k in (int(s) for s in args.shots.split(",")):
         times = []

@@ -36,7 +36,8 @@ _STATS: dict[str, np.ndarray] = {}  # image path -> pmllm.grounding.grounding_st
 
 def load_pmllm(checkpoint: str | os.PathLike | None = None):
     """One PMLLM per checkpoint directory per process (``None``: the committed default)."""
-    from pmllm.model import DEFAULT_CHECKPOINT, PMLLM
+    from pmllm.config import DEFAULT_CHECKPOINT
+    from pmllm.model import PMLLM
 
     key = str(Path(checkpoint or DEFAULT_CHECKPOINT).resolve())
     if key not in _MODELS:

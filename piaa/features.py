@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from piaa.files import unique_tmp
 from piaa.images import ImageDecodeError, load_image
 
 
@@ -173,7 +174,7 @@ def encode_images(
         feats[k] = out
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(target) + ".tmp")
+        tmp = unique_tmp(target)  # several processes of one run may write the same cache file
         save_file({k: v.contiguous() for k, v in feats.items()}, str(tmp))
         os.replace(tmp, target)
     return feats

@@ -206,6 +206,25 @@ def create_llm(
 
 
 # ------------------------------------------------------------------------------------------ vision encoders
+MIXED_PRECISION_CHOICES = ("auto", "no", "fp16", "bf16")  # the trainers' --mixed-precision
+
+
+def mixed_precision(choice: str) -> str:
+    """accelerate's ``mixed_precision`` for a trainer's ``--mixed-precision``: ``auto`` is bf16 where a CUDA GPU is,
+    else none. fp16 autocast needs a CUDA GPU (on CPU accelerate would run float32 and say nothing), so it is refused
+    there with a ``ValueError``; bf16 autocast also runs on CPU."""
+    import torch
+
+    if choice not in MIXED_PRECISION_CHOICES:
+        raise ValueError(f"--mixed-precision {choice!r}: expected one of {', '.join(MIXED_PRECISION_CHOICES)}")
+    cuda = torch.cuda.is_available()
+    if choice == "auto":
+        return "bf16" if cuda else "no"
+    if choice == "fp16" and not cuda:
+        raise ValueError("--mixed-precision fp16 needs a CUDA GPU (none found); on CPU use bf16 or no")
+    return choice
+
+
 def _efficientnet_lite0():
     import torch
 

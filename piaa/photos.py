@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from piaa.files import unique_tmp
 from piaa.images import ImageDecodeError, load_image
 
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -413,7 +414,7 @@ def sample_photos(folder: str | Path | None = None, n: int = 16) -> list[Path]:
     for photo, path in zip(photos, paths):
         img = photo.image.copy()
         img.thumbnail((640, 640), Image.LANCZOS)
-        tmp = path.with_suffix(".tmp")
+        tmp = unique_tmp(path)  # the demo and a CLI run may write the samples at once
         img.save(tmp, format="JPEG", quality=90)
         tmp.replace(path)
     return paths

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from piaa.files import unique_tmp
+
 STATS_SIDE = 256  # short side (pixels) at which photo_stats measures a file
 ATTRIBUTES = ("brightness", "contrast", "colorfulness", "saturation", "warmth", "sharpness", "noise", "clipping")
 
@@ -151,7 +153,7 @@ def measure_files(paths, measure, columns: tuple[str, ...], name: tuple[str, int
             out[i] = r
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp.npy")
+        tmp = unique_tmp(target)  # several processes of one run may write the same cache file
         np.save(tmp, out)
         os.replace(tmp, target)
     return out

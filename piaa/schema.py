@@ -130,6 +130,11 @@ def _profile_number(name: str, value: Any, *, missing_ok: bool = True) -> float 
     return x
 
 
+def _as_written(x: float) -> str:
+    """A number as a person reads it in a message: 7, 4.7, 1e+300 (not 7.0 or np.float64(4.7))."""
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
 def _as_number(value: Any) -> float | None:
     """``value`` as a float if it is a real number or text that reads as one; None otherwise (booleans included)."""
     if isinstance(value, (bool, np.bool_)):
@@ -276,8 +281,7 @@ def _ratings_problems(
             what = "a boolean" if isinstance(value, (bool, np.bool_)) else "not a number"
             problems.append(f"{at}: score {value!r} is {what}")
             continue
-        # as written: text quoted, a number as a person reads it (7, 4.7; not np.float64(4.7))
-        shown = repr(value) if isinstance(value, str) else (str(int(x)) if x.is_integer() else repr(x))
+        shown = repr(value) if isinstance(value, str) else _as_written(x)  # text quoted, numbers as people read them
         if not math.isfinite(x):
             problems.append(f"{at}: score {shown} is not a finite number")
             continue

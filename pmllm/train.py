@@ -5,8 +5,8 @@
         [--gate-code none|fields|fields+text]   # what the fusion gates see besides the pooled LLM state
 
 Multi-GPU: ``accelerate launch --num_processes 4 -m pmllm.train ...`` (each process takes a disjoint share of the
-steps; gradients of the trainable parts are averaged by DDP). bf16 autocast on GPU, fp32 on CPU
-(``--mixed-precision``, as in ``taskvec.finetune``).
+steps; gradients of the trainable parts are averaged by DDP); several CPU processes: ``torchrun --nproc_per_node 2
+-m pmllm.train ... --threads 1``. ``--mixed-precision auto`` (default): bf16 autocast on a CUDA GPU, fp32 on CPU.
 ``--quantization 4bit|8bit`` loads the frozen LLM with bitsandbytes (CUDA only).
 
 One step = one training user: their profile, randomly coarsened (structured fields dropped, free text dropped,
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from piaa.features import feature_cache_dir
+from piaa.models import MIXED_PRECISION_CHOICES, mixed_precision
 from piaa.schema import DEMOGRAPHIC_FIELDS, Profile, RatingsTable, SchemaError
 from piaa.worlds import users_of_fold
 from pmllm.config import PMLLMConfig
@@ -119,19 +120,13 @@ def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 4
     return F.softplus(-beta * dp[mask]).mean()
 
 
-def mixed_precision(choice: str) -> str:
-    """accelerate's ``mixed_precision`` for ``--mixed-precision``: ``auto`` is bf16 where a GPU is, else none."""
-    if choice == "auto":
-        return "bf16" if torch.cuda.is_available() else "no"
-    return choice
-
-
 def train(args: argparse.Namespace) -> Path:
     """The training loop (one explicit function). Returns the output checkpoint directory."""
     from accelerate import Accelerator
 
     torch.set_num_threads(args.threads)
-    # cpu=True where there is no GPU: accelerate then sees a torchrun group of CPU processes (else each one alone)
+    # cpu=True without CUDA: accelerate then sees a torchrun group of CPU processes (else each one alone); Apple's
+    # MPS is not used
     acc = Accelerator(mixed_precision=mixed_precision(args.mixed_precision), cpu=not torch.cuda.is_available())
     out = Path(args.out)
     table = RatingsTable.load(args.ratings)
@@ -302,9 +297,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "fields, or those and the free text's taste code (pmllm.taste_text)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "fp16", "bf16"],
-                    help="autocast of the forward (accelerate): auto = bf16 on a GPU, none on CPU; bf16 also runs on "
-                    "CPU (slower there unless it has bf16 units)")  # fmt: skip
+    ap.add_argument("--mixed-precision", default="auto", choices=MIXED_PRECISION_CHOICES,
+                    help="autocast of the forward (accelerate): auto = bf16 on a CUDA GPU, none on CPU; bf16 also "
+                    "runs on CPU (slower there unless it has bf16 units); fp16 needs CUDA")  # fmt: skip
+    # the flag before --mixed-precision, kept for old command lines: same as --mixed-precision no
+    ap.add_argument("--fp32", dest="mixed_precision", action="store_const", const="no", help=argparse.SUPPRESS)
     ap.add_argument("--save-every", type=int, default=50)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--resume", action="store_true", help="continue from --out if it holds a train state")
@@ -318,6 +315,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if not 0.0 <= args.p_empty <= 1.0:
         sys.exit(f"pmllm.train: error: --p-empty {args.p_empty:g} is not a share in [0, 1]")
+    try:
+        mixed_precision(args.mixed_precision)
+    except ValueError as err:
+        sys.exit(f"pmllm.train: error: {err}")
     try:
         out = train(args)
     except (SchemaError, FileNotFoundError, ValueError) as err:

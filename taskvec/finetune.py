@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from piaa.models import MIXED_PRECISION_CHOICES, mixed_precision
 from piaa.schema import RatingsTable
 from piaa.stats import srocc
 from taskvec.backbones import BackboneConfig, ScoringModel, create_backbone
@@ -223,15 +224,26 @@ def finetune_databases(
         cfg = TaskVectorConfig(database=db, backbone=backbone.to_dict(), base_fingerprint=fp,
                                scale=table.scale.to_dict(), n_train=metrics["n_train"], metrics=summary,
                                simulated=simulated, note=note)  # fmt: skip
-        save_task_vector(tv, cfg, out)
         results[db] = cfg.metrics
-        kind = "simulated" if simulated else "real"
-        print(f"{db}: {len(paths)} images, best epoch {metrics['best_epoch']}, held-out SROCC "
-              f"{metrics['best_val_srocc']:.3f} ({kind} data), {time.time() - t0:.0f} s", flush=True)  # fmt: skip
+        if main_process():  # one writer in a group of processes (accelerate launch / torchrun)
+            save_task_vector(tv, cfg, out)
+            kind = "simulated" if simulated else "real"
+            print(f"{db}: {len(paths)} images, best epoch {metrics['best_epoch']}, held-out SROCC "
+                  f"{metrics['best_val_srocc']:.3f} ({kind} data), {time.time() - t0:.0f} s", flush=True)  # fmt: skip
     manifest = {"backbone": backbone.to_dict(), "base_fingerprint": fp, "databases": sorted(databases),
                 "finetune": asdict(config), "simulated": simulated, "note": note, "results": results}  # fmt: skip
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    if main_process():
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def main_process() -> bool:
+    """Whether this is the process that writes (the only one, or the main one of a group); call it after an
+    ``Accelerator`` exists, which sets up the group (a bare ``PartialState()`` first would miss a group of CPU
+    processes)."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
 
 
 def load_world_databases(world: str | Path) -> tuple[dict[str, RatingsTable], bool]:
@@ -257,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=FinetuneConfig.batch_size)
     ap.add_argument("--lr", type=float, default=FinetuneConfig.lr)
     ap.add_argument("--max-images", type=int, default=None)
-    ap.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    ap.add_argument("--mixed-precision", default="no", choices=MIXED_PRECISION_CHOICES,
+                    help="autocast (accelerate): no (default: the recipe as validated), auto = bf16 on a CUDA GPU, "
+                    "bf16 (also on CPU), fp16 (CUDA only)")  # fmt: skip
     ap.add_argument(
         "--cache-dir",
         default=None,
@@ -279,9 +293,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: unknown database(s) {unknown}; the world has {sorted(dbs)}", file=sys.stderr)
             return 2
         dbs = {d: dbs[d] for d in want}
+    try:
+        precision = mixed_precision(args.mixed_precision)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     backbone = BackboneConfig(name=args.backbone, tail=args.tail, image_size=args.image_size)
     config = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_images=args.max_images,
-                            mixed_precision=args.mixed_precision)  # fmt: skip
+                            mixed_precision=precision)  # fmt: skip
     note = f"python -m taskvec.finetune --world {args.world}" + (" (simulated world)" if simulated else "")
     finetune_databases(dbs, args.out, backbone, config, cache_dir=args.cache_dir, simulated=simulated, note=note)
     return 0

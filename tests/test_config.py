@@ -38,7 +38,8 @@ def test_missing_required_key_and_bad_json(tmp_path):
 
 
 def test_checkpoint_with_unknown_key_is_refused_by_from_pretrained(tmp_path):
-    from pmllm.model import CONFIG_NAME, PMLLM, WEIGHTS_NAME
+    from pmllm.config import CONFIG_NAME, WEIGHTS_NAME
+    from pmllm.model import PMLLM
 
     (tmp_path / CONFIG_NAME).write_text(json.dumps({"llm": "x", "fusion_layerz": [1]}))
     (tmp_path / WEIGHTS_NAME).write_bytes(b"")

@@ -84,3 +84,33 @@ def test_the_same_lazy_pil_image_in_many_slots_is_read_safely(tmp_path):
         lazy = [Image.open(p) for p in paths] * 8  # each file object shared by 8 slots
         got = torch.cat([x for _, x in iter_pixel_batches(enc, lazy, batch_size=16, workers=8)])
         assert got.shape[0] == 32 and torch.allclose(got, want.repeat(8, 1, 1, 1))
+
+
+def test_concurrent_writers_of_one_cache_file_never_share_a_temporary_file(tmp_path):
+    import threading
+
+    from piaa.files import unique_tmp
+
+    target = tmp_path / "stats.npy"
+    names, errors = set(), []
+
+    def write(i: int) -> None:
+        try:
+            for _ in range(20):
+                tmp = unique_tmp(target)
+                names.add(tmp)
+                np.save(tmp, np.full(1000, i))
+                os.replace(tmp, target)
+        except Exception as err:  # every writer's failure is reported
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(names) == 8  # one temporary name per writer
+    assert all(p.parent == tmp_path and p.name.startswith(".") and p.suffix == ".npy" for p in names)
+    final = np.load(target)
+    assert len(set(final.tolist())) == 1  # a whole file from one writer, never a mix
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.npy"]  # no temporary file left behind

@@ -66,35 +66,36 @@ def test_lora_trains_resumes_exactly_and_scores_cached_equal_naive(tiny_dirs, ti
 
 
 def test_bf16_autocast_trains_on_cpu(tiny_dirs, tiny_table, tmp_path):
-    """The GPU's bf16 autocast path, run on CPU (where no GPU is lent): a process of its own, as accelerate fixes the
-    precision once per process."""
-    import subprocess
-    import sys
+    """The GPU's bf16 autocast path, run on CPU (where no GPU is lent), in a process of its own (accelerate fixes
+    the precision once per process): it trains to other weights than float32 does, which it could not without
+    autocast; fp16, which accelerate would silently run as float32 on CPU, is refused."""
+    from safetensors.torch import load_file
 
-    out = tmp_path / "bf16"
-    argv = _argv(tiny_dirs, tiny_table, out, "--no-coarsen", "--max-steps", "4", "--mixed-precision", "bf16")
-    run = subprocess.run([sys.executable, "-m", "pmllm.train", *argv], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert json.loads((out / "pmllm_config.json").read_text())["meta"]["mixed_precision"] == "bf16"
-    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert log[-1]["step"] == 4 and np.isfinite([r["loss"] for r in log]).all()
-    assert parse_args(_argv(tiny_dirs, tiny_table, out)).mixed_precision == "auto"
+    from tests.launch import run_module
+
+    runs = {}
+    for precision in ("bf16", "no"):
+        out = tmp_path / precision
+        argv = _argv(tiny_dirs, tiny_table, out, "--no-coarsen", "--max-steps", "4", "--mixed-precision", precision)
+        run = run_module("pmllm.train", argv)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert json.loads((out / "pmllm_config.json").read_text())["meta"]["mixed_precision"] == precision
+        log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+        assert log[-1]["step"] == 4 and np.isfinite([r["loss"] for r in log]).all()
+        runs[precision] = load_file(str(out / "fusion_model.safetensors"))
+    assert any(not torch.equal(runs["bf16"][k], runs["no"][k]) for k in runs["no"])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="fp16 needs a CUDA GPU"):
+            main(_argv(tiny_dirs, tiny_table, tmp_path / "fp16", "--mixed-precision", "fp16"))
 
 
 def test_two_cpu_processes_share_the_steps(tiny_dirs, tiny_table, tmp_path):
     """The multi-GPU path (DDP through accelerate), run as two CPU processes under torchrun (gloo): each process
     takes half of the 8 planned steps, only the main one writes the log, the checkpoint and the last line."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.test_demo import free_port
+    from tests.launch import run_module
 
     out = tmp_path / "ddp"
-    argv = _argv(tiny_dirs, tiny_table, out, "--no-coarsen", "--max-steps", "8")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-           "-m", "pmllm.train", *argv]  # fmt: skip
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    run = run_module("pmllm.train", _argv(tiny_dirs, tiny_table, out, "--no-coarsen", "--max-steps", "8"), nproc=2)
     assert run.returncode == 0, run.stderr[-2000:]
     meta = json.loads((out / "pmllm_config.json").read_text())["meta"]
     assert meta["steps_total"] == meta["steps_done"] == 4  # 8 steps shared by 2 processes (each alone would run 8)

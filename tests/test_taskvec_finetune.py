@@ -88,39 +88,43 @@ def test_cli_trains_every_database(bright_db, tmp_path, capsys):
     assert np.isfinite(manifest["results"]["bright"]["best_val_srocc"])
 
 
-def test_two_cpu_processes_finetune(bright_db, tmp_path):
-    """The multi-GPU path (accelerate's data sharding and DDP), run as two CPU processes under torchrun (gloo)."""
-    import os
-    import subprocess
-    import sys
+def _finetune_argv(root, out, cache, *extra) -> list[str]:
+    return ["--world", str(root), "--databases", "bright", "--out", str(out), "--epochs", "2", "--image-size", "64",
+            "--batch-size", "16", "--cache-dir", str(cache), "--threads", "1", *extra]  # fmt: skip
 
-    from tests.test_demo import free_port
+
+def test_two_cpu_processes_finetune(bright_db, tmp_path):
+    """The multi-GPU path (accelerate's data sharding and DDP), run as two CPU processes under torchrun (gloo); only
+    the main process writes the task vector, the manifest and the summary line."""
+    from tests.launch import run_module
 
     root, *_ = bright_db
     out = tmp_path / "tv"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-           "-m", "taskvec.finetune", "--world", str(root), "--databases", "bright", "--out", str(out),
-           "--epochs", "2", "--image-size", "64", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"),
-           "--threads", "1"]  # fmt: skip
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    run = run_module("taskvec.finetune", _finetune_argv(root, out, tmp_path / "cache"), nproc=2)
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads((out / "manifest.json").read_text())["results"]["bright"]
     assert result["finished"] and np.isfinite(result["best_val_srocc"]) and result["n_train"] == 90
+    assert run.stdout.count("bright: ") == 1
 
 
 def test_bf16_autocast_finetunes_on_cpu(bright_db, tmp_path):
-    """The GPU's bf16 mixed-precision path, run on CPU (where no GPU is lent): a process of its own, as accelerate
-    fixes the precision once per process."""
-    import subprocess
-    import sys
+    """The GPU's bf16 mixed-precision path, run on CPU (where no GPU is lent), in a process of its own (accelerate
+    fixes the precision once per process): the task vector differs from float32's, which it could not without
+    autocast; fp16 is refused on CPU."""
+    from safetensors.torch import load_file
+
+    from tests.launch import run_module
 
     root, *_ = bright_db
-    out = tmp_path / "tv"
-    cmd = [sys.executable, "-m", "taskvec.finetune", "--world", str(root), "--databases", "bright", "--out", str(out),
-           "--epochs", "2", "--image-size", "64", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"),
-           "--threads", "1", "--mixed-precision", "bf16"]  # fmt: skip
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["finetune"]["mixed_precision"] == "bf16" and manifest["results"]["bright"]["finished"]
-    assert np.isfinite(manifest["results"]["bright"]["best_val_srocc"])
+    vectors = {}
+    for precision in ("bf16", "no"):
+        out = tmp_path / precision
+        run = run_module("taskvec.finetune", _finetune_argv(root, out, tmp_path / "cache", "--mixed-precision",
+                                                           precision))  # fmt: skip
+        assert run.returncode == 0, run.stderr[-2000:]
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["finetune"]["mixed_precision"] == precision and manifest["results"]["bright"]["finished"]
+        vectors[precision] = load_file(str(out / "bright.safetensors"))
+    assert any(not torch.equal(vectors["bf16"][k], vectors["no"][k]) for k in vectors["no"])
+    if not torch.cuda.is_available():
+        assert main(_finetune_argv(root, tmp_path / "fp16", tmp_path / "cache", "--mixed-precision", "fp16")) == 2
