@@ -66,16 +66,19 @@ def coarsen(profile: Profile, rng: np.random.Generator, p_field: float = 0.3, p_
     return profile.subset(keep)
 
 
-def calibrate_reader(model: PMLLM, profiles: list[Profile]) -> list:
+def calibrate_reader(model: PMLLM, profiles: list[Profile], main: bool = True) -> list:
     """Read the training users' free texts; set the reader's polarity centre/scale (and the config's) to the
-    median/sd of the raw polarity over their clauses. Returns each profile's reading under that calibration."""
+    median/sd of the raw polarity over their clauses. Returns each profile's reading under that calibration.
+    ``main``: whether this process reports (the main one of a group of processes)."""
     reader = model.reader
-    readings = [reader.read(model.prompt_text(p)) for p in tqdm(profiles, desc="reading free texts")]
+    readings = [reader.read(model.prompt_text(p)) for p in tqdm(profiles, desc="reading free texts", disable=not main)]
     pol = np.array([p for r in readings for p in r.polarity], dtype=np.float64)
     centre, scale = (float(np.median(pol)), float(pol.std()) or 1.0) if len(pol) > 1 else (0.0, 1.0)
     reader.set_polarity(centre, scale)
     model.config.text_polarity = [centre, scale]
-    print(f"free text: {len(pol)} clauses of {len(profiles)} users; polarity centre {centre:.3f}, scale {scale:.3f}")
+    if main:
+        print(f"free text: {len(pol)} clauses of {len(profiles)} users; polarity centre {centre:.3f}, "
+              f"scale {scale:.3f}")  # fmt: skip
     return [reader.recode(r) for r in readings]
 
 
@@ -147,7 +150,7 @@ def train(args: argparse.Namespace) -> Path:
         torch.manual_seed(args.seed)
         model = PMLLM(config, quantization=args.quantization)
         if config.gate_text:
-            calibrate_reader(model, [table.profile(u) for u in users])
+            calibrate_reader(model, [table.profile(u) for u in users], main=acc.is_local_main_process)
     images = all_images
     cache_dir = None if args.no_cache else feature_cache_dir(args.cache_dir)
     tokens = visual_tokens_for(model, table, images, cache_dir)
