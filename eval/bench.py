@@ -70,7 +70,7 @@ def first_fit(model, world, x, user, k: int = 10) -> float:
     y = scale.quantize(np.linspace(scale.min, scale.max, k))
     zero, words = np.random.default_rng(0).normal(size=(2, k))
     t = time.perf_counter()
-    model.fit(user, x.rows(idx), y, world.ratings.scale, zero=zero, words=words)
+    model.fit(user, x.rows(idx), y, scale, zero=zero, words=words)
     return time.perf_counter() - t
 
 

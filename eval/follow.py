@@ -78,10 +78,11 @@ def check_tastes(contents: list[str] | None, every_class: bool, folder: bool) ->
         if unknown := sorted(set(contents) - known):
             notes.append(f"sub-folder(s) {', '.join(unknown)} name no content taste (class names: "
                          f"{', '.join(sorted(known))})")  # fmt: skip
-        if 0 < contents.count("abstract") < MIN_CLASS:
-            notes.append(f"abstract: {contents.count('abstract')} picture(s), fewer than {MIN_CLASS}: not checked")
-        if contents.count("abstract") < MIN_CLASS:
+        n_abstract = contents.count("abstract")
+        if n_abstract < MIN_CLASS:
             tastes.pop("abstract")
+            if n_abstract:
+                notes.append(f"abstract: {n_abstract} picture(s), fewer than {MIN_CLASS}: not checked")
     return tastes, notes
 
 
@@ -108,12 +109,12 @@ def ratings_of(values: np.ndarray) -> np.ndarray:
 
 
 def folder_labels(folder: str | Path, paths: list[Path]) -> list[str] | None:
-    """Content labels of the pictures under ``folder``: the name of the sub-folder each is in (lower case, spaces as
-    ``_``, as :func:`piaa.photos.folder_photos` reads a folder); None when any picture lies directly in ``folder``."""
-    rel = [Path(p).relative_to(folder).parts for p in paths]
-    if not rel or any(len(parts) < 2 for parts in rel):
-        return None
-    return [parts[0].lower().replace(" ", "_") for parts in rel]
+    """Content labels of the pictures under ``folder`` (:func:`piaa.photos.folder_label`: the sub-folder each is
+    in); None when any picture lies directly in ``folder``."""
+    from piaa.photos import folder_label
+
+    labels = [folder_label(Path(p).relative_to(folder)) for p in paths]
+    return None if not labels or None in labels else labels
 
 
 def load_pictures(folder: str | None, work: Path) -> tuple[list[Path], list[str] | None]:

@@ -205,7 +205,7 @@ def create_llm(
     return (_freeze(model) if freeze else model), tokenizer
 
 
-# ------------------------------------------------------------------------------------------ vision encoders
+# ---------------------------------------------------------------------------------------- training precision
 MIXED_PRECISION_CHOICES = ("auto", "no", "fp16", "bf16")  # the trainers' --mixed-precision
 
 
@@ -225,6 +225,16 @@ def mixed_precision(choice: str) -> str:
     return choice
 
 
+def main_process() -> bool:
+    """Whether this process writes a trainer's outputs: the only one, or the main one of a group (accelerate launch /
+    torchrun). Call it once an ``Accelerator`` exists: that sets the group up (a bare ``PartialState()`` first, without
+    ``cpu=True``, would miss a group of CPU processes)."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+# ------------------------------------------------------------------------------------------ vision encoders
 def _efficientnet_lite0():
     import torch
 

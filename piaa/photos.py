@@ -151,15 +151,22 @@ def bundled_photos() -> list[Photo]:
     return out
 
 
+def folder_label(relative: Path) -> str | None:
+    """The content label of a picture at ``relative`` path inside a folder: its first sub-folder's name (lower case,
+    spaces as ``_``); None for a picture directly in the folder."""
+    return relative.parts[0].lower().replace(" ", "_") if len(relative.parts) > 1 else None
+
+
 def folder_photos(folder: str | Path) -> list[Photo]:
-    """Every decodable photo under ``folder`` (sorted, recursive); content label = first sub-folder name."""
+    """Every decodable photo under ``folder`` (sorted, recursive); content label = :func:`folder_label` ("photo"
+    for one directly in ``folder``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--photos {folder}: not a folder")
     out: list[Photo] = []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS and p.is_file()):
         rel = path.relative_to(folder)
-        content = rel.parts[0].lower().replace(" ", "_") if len(rel.parts) > 1 else "photo"
+        content = folder_label(rel) or "photo"
         try:
             img = load_image(path, min_side=MIN_SHORT_SIDE)
         except ImageDecodeError as err:

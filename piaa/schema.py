@@ -100,8 +100,10 @@ class Scale:
 
 
 def _num(x: float) -> str:
-    """A number as a person writes it: 5 not 5.0, 0.5 as 0.5."""
-    return str(int(x)) if float(x).is_integer() else f"{float(x):g}"
+    """A number as a person writes it in a message: 5 not 5.0 (nor np.float64(5.0)), 0.5 as 0.5, 3.0000001 in full
+    (never rounded into a value on the scale), 1e+300 not 301 digits."""
+    x = float(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
 
 
 PARA_SCALE = Scale(1.0, 5.0, 0.5)
@@ -128,11 +130,6 @@ def _profile_number(name: str, value: Any, *, missing_ok: bool = True) -> float 
     if not math.isfinite(x):
         raise SchemaError(f"profile field {name} must be a finite number, got {value!r}")
     return x
-
-
-def _as_written(x: float) -> str:
-    """A number as a person reads it in a message: 7, 4.7, 1e+300 (not 7.0 or np.float64(4.7))."""
-    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
 
 
 def _as_number(value: Any) -> float | None:
@@ -281,7 +278,7 @@ def _ratings_problems(
             what = "a boolean" if isinstance(value, (bool, np.bool_)) else "not a number"
             problems.append(f"{at}: score {value!r} is {what}")
             continue
-        shown = repr(value) if isinstance(value, str) else _as_written(x)  # text quoted, numbers as people read them
+        shown = repr(value) if isinstance(value, str) else _num(x)  # text quoted, numbers as people read them
         if not math.isfinite(x):
             problems.append(f"{at}: score {shown} is not a finite number")
             continue

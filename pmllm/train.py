@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from piaa.features import feature_cache_dir
-from piaa.models import MIXED_PRECISION_CHOICES, mixed_precision
+from piaa.models import MIXED_PRECISION_CHOICES, main_process, mixed_precision
 from piaa.schema import DEMOGRAPHIC_FIELDS, Profile, RatingsTable, SchemaError
 from piaa.worlds import users_of_fold
 from pmllm.config import PMLLMConfig
@@ -326,9 +326,7 @@ def main(argv: list[str] | None = None) -> None:
         out = train(args)
     except (SchemaError, FileNotFoundError, ValueError) as err:
         sys.exit(f"pmllm.train: error: {err}")
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:  # one line from a group of processes (accelerate launch / torchrun)
+    if main_process():  # one line from a group of processes (accelerate launch / torchrun)
         print(f"saved {out}")
 
 

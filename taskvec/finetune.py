@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from piaa.models import MIXED_PRECISION_CHOICES, mixed_precision
+from piaa.models import MIXED_PRECISION_CHOICES, main_process, mixed_precision
 from piaa.schema import RatingsTable
 from piaa.stats import srocc
 from taskvec.backbones import BackboneConfig, ScoringModel, create_backbone
@@ -235,15 +235,6 @@ def finetune_databases(
     if main_process():
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
-
-
-def main_process() -> bool:
-    """Whether this is the process that writes (the only one, or the main one of a group); call it after an
-    ``Accelerator`` exists, which sets up the group (a bare ``PartialState()`` first would miss a group of CPU
-    processes)."""
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
 
 
 def load_world_databases(world: str | Path) -> tuple[dict[str, RatingsTable], bool]:
