@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -107,10 +108,65 @@ class LiteTail(nn.Module):
         z = F.batch_norm(y.reshape(b * p, c), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
         return F.relu6(z).reshape(b, p, c).mean(dim=1)
 
+    def bn_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frozen-statistics BN as ``z = scale * y + shift`` (per channel, differentiable in its weights)."""
+        bn = self.bn
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        return scale, bn.bias - bn.running_mean * scale
+
+    def mask_sums(self, stack: torch.Tensor, a: torch.Tensor) -> MaskSums:
+        """:class:`MaskSums` of the mix ``stack[0] + sum_t a[t] * stack[1 + t]`` of a (T+1, B, P, 1280) stack of
+        :meth:`first` outputs, streamed over the stack once in cache-sized chunks, no gradient."""
+        with torch.no_grad():
+            scale, shift = self.bn_affine()
+            return mask_sums(stack, a, scale, shift)
+
+    def rest_sums(self, sums: MaskSums, a: torch.Tensor) -> torch.Tensor:
+        """:meth:`rest` of the mix with coefficients ``a`` from its :class:`MaskSums` taken at ``a`` -> pooled (B,
+        1280): ``(scale * (inside[0] + a . inside[1:]) + shift * n + 6 * n_top) / P``. Exact in value, and in its
+        derivatives in ``a`` and the BN weights (ReLU6 is linear inside each mask), on (T+1, B, 1280) numbers
+        instead of (T+1, B, P, 1280)."""
+        scale, shift = self.bn_affine()
+        mixed = sums.inside[0] + torch.tensordot(a.to(sums.inside.dtype), sums.inside[1:], dims=1)
+        return (scale * mixed + shift * sums.n + 6.0 * sums.n_top) / sums.positions
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         for blk in self.blocks:
             h = blk(h)
         return self.rest(self.first(h, self.conv_head.weight))
+
+
+class MaskSums(NamedTuple):
+    """What the tail's BN + ReLU6 + mean pool keeps of a mix of first-op outputs at one mix, per image and channel:
+    ``inside[t]`` the sum of stack slice ``t`` over the positions where the normalised mix ``z`` is in ReLU6's
+    linear range (0 < z < 6), ``n`` the count of those positions, ``n_top`` of the clipped ones (z >= 6)."""
+
+    inside: torch.Tensor  # (T+1, B, C)
+    n: torch.Tensor  # (B, C)
+    n_top: torch.Tensor  # (B, C)
+    positions: int
+
+
+MASK_CHUNK_BYTES = 3 << 20  # stack bytes per chunk in mask_sums: the chunk's mix and products stay in the cache
+
+
+def mask_sums(stack: torch.Tensor, a: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> MaskSums:
+    """:class:`MaskSums` of ``z = scale * (stack[0] + sum_t a[t] * stack[1 + t]) + shift`` (stack (T+1, B, P,
+    C)), a chunk of images at a time (no copy of the whole mix)."""
+    t1, b, p, c = stack.shape
+    inside, n, n_top = stack.new_empty(t1, b, c), stack.new_empty(b, c), stack.new_empty(b, c)
+    one = stack.new_ones(())
+    step = max(1, MASK_CHUNK_BYTES // (t1 * p * c * stack.element_size()))
+    a = a.detach().to(stack.dtype)[None]
+    for i in range(0, b, step):
+        st = stack[:, i : i + step]
+        flat = st.reshape(t1, -1)
+        z = torch.addcmul(shift, torch.addmm(flat[:1], a, flat[1:]).view(st.shape[1:]), scale)
+        mask = torch.ops.aten.hardtanh_backward(one.expand_as(z), z, 0.0, 6.0)  # 1 where 0 < z < 6, else 0
+        torch.sum(mask, 1, out=n[i : i + step])
+        torch.sum(z >= 6.0, 1, out=n_top[i : i + step])
+        torch.sum(st * mask, 2, out=inside[:, i : i + step])
+    return MaskSums(inside, n, n_top, p)
 
 
 def _lite0(tail: int | None):
@@ -219,7 +275,8 @@ def _fingerprint(tensors: dict[str, torch.Tensor]) -> str:
 
 
 class ScoringModel(nn.Module):
-    """``head(tail(trunk(x)))``; ``forward(x, stage=...)`` enters at ``"pixels"``, ``"trunk"`` or ``"first"``.
+    """``head(tail(trunk(x)))``; ``forward(x, stage=...)`` enters at ``"pixels"``, ``"trunk"`` or ``"first"``
+    (and the fast recipe's ``"sums"`` / ``"mask-sums"``).
 
     Returns the expected normalised score in [0, 1] (B,). Only ``tail.*`` and ``head.*`` are trainable.
     """
@@ -250,16 +307,27 @@ class ScoringModel(nn.Module):
         params = dict(self.named_parameters())
         return {n: params[n].detach().clone() for n in self.trainable_names()}
 
-    def forward(self, x: torch.Tensor, stage: str = "pixels") -> torch.Tensor:
+    def forward(self, x, stage: str = "pixels", mix: torch.Tensor | None = None):
+        """Expected normalised scores (B,) of ``x`` entering at ``stage``: ``"pixels"``, ``"trunk"`` (trunk
+        features) or ``"first"`` (the (B, P, C) output of the tail's first linear op; with ``mix`` a (T+1, B, P, C)
+        stack of them, mixed as ``x[0] + sum_t mix[t] * x[1 + t]``: the fast recipe's cache). The fast recipe's
+        first-order refits also use ``"mask-sums"`` (returns such a stack's :class:`MaskSums` at ``mix``, no
+        scores) and ``"sums"`` (scores from those sums, ``x`` as a tuple: :meth:`LiteTail.rest_sums`)."""
         if stage == "pixels":
             x = self.trunk(x)
             stage = "trunk"
         if stage == "trunk":
             pooled = self.tail(x)
-        elif stage == "first":
+        elif stage == "first" and mix is None:
             pooled = self.tail.rest(x)
+        elif stage == "first":
+            pooled = self.tail.rest_sums(self.tail.mask_sums(x, mix), mix)
+        elif stage == "sums":
+            pooled = self.tail.rest_sums(MaskSums(*x), mix)
+        elif stage == "mask-sums":
+            return self.tail.mask_sums(x, mix)
         else:
-            raise ValueError(f"stage must be 'pixels', 'trunk' or 'first', got {stage!r}")
+            raise ValueError(f"stage must be 'pixels', 'trunk', 'first', 'sums' or 'mask-sums', got {stage!r}")
         return self.head(pooled.float())
 
     # ------------------------------------------------------------------ identity of theta_0

@@ -16,7 +16,9 @@ target 0.5 for tied ratings, scores ``s`` on the user's scale:
   that grows with k) so the line search cannot run off along the "spread the scores" direction the BT loss
   rewards, and (4) cached frozen computation beyond the trunk: when the tail starts with a linear op (Lite0's 1x1
   conv_head), ``x @ (W0 + sum_t a_t tau_t) = x @ W0 + sum_t a_t (x @ tau_t)``, so the T+1 products are computed
-  once per user and each step only mixes them (exact, not an approximation). Above ``cache_max_images`` support
+  once per user and each step only mixes them (exact, not an approximation; the mix, BN, ReLU6 and pool are
+  streamed over the cache in chunks, and their gradient is taken from per-image, per-channel sums:
+  :class:`taskvec.backbones.MaskSums`). Above ``cache_max_images`` support
   images it falls back to direct merged forwards on random all-pairs mini-batches. The start: softmax(10 *
   SROCC_t) as in yun2024 (``l2`` default 3 / k**1.5), or with ``prior_task`` that task model alone (``l2``
   default 9 / k**1.5); :class:`taskvec.model.PersonalizedScorer` starts every user from the population's
@@ -249,16 +251,6 @@ class FirstLinearCache:
         sub.key, sub.stack = self.key, self.stack[:, idx.long().to(self.stack.device)]
         return sub
 
-    def mix(self, a: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        st = self.stack if idx is None else self.stack[:, idx]
-        flat = st.reshape(st.shape[0], -1)
-        return mix_rows(flat, a).reshape(st.shape[1:])
-
-
-def mix_rows(flat: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """``flat[0] + a @ flat[1:]`` in one pass over the cache rows (flat: (T + 1, n))."""
-    return torch.addmm(flat[:1], a[None], flat[1:])[0]
-
 
 def first_linear_cache(ts: TaskSet, feats: torch.Tensor, cache_max_images: int = 256) -> FirstLinearCache | None:
     """The fast recipe's per-user cache for trunk features ``feats`` (None where the recipe would not cache: a tail
@@ -307,7 +299,8 @@ def fit_fast(
             x = feats if idx is None else feats[idx]
             return functional_call(ts.model, ts.merged(coef), (x,), {"stage": "trunk"})
         rest = merge(ts.base, ts.taus, coef, [k for k in ts.keys if k != cache.key])
-        return functional_call(ts.model, rest, (cache.mix(coef[cache.key], idx),), {"stage": "first"})
+        stack = cache.stack if idx is None else cache.stack[:, idx]
+        return functional_call(ts.model, rest, (stack,), {"stage": "first", "mix": coef[cache.key]})
 
     # None = all rows in one batch (an index would gather a copy of the whole per-user cache)
     chunks = [None] if len(y) <= 256 else [torch.arange(i, min(i + 256, len(y))) for i in range(0, len(y), 256)]
@@ -413,27 +406,37 @@ def linearize(ts: TaskSet, alpha: torch.Tensor, groups: list[list[str]], feats: 
               first_cache: FirstLinearCache | None = None, chunk_size: int = 32) -> Linearized:  # fmt: skip
     """Scores of trunk features ``feats`` at ``alpha`` (one row per group of ``groups``) and their Jacobian in
     alpha: per-image reverse mode, vectorised over images (``torch.func``), ``chunk_size`` images at a time. With
-    ``first_cache`` (:func:`first_linear_cache` of these ``feats``) the tail starts from the cached linear op,
-    as in :func:`fit_fast`."""
+    ``first_cache`` (:func:`first_linear_cache` of these ``feats``) the tail starts from the cache's mix at
+    ``alpha``, read through its :class:`taskvec.backbones.MaskSums` (exact in value and first derivatives: the
+    per-image work is on (T+1, C) sums instead of (T+1, P, C) cache rows)."""
     from torch.func import jacrev, vmap
 
     gidx = {k: g for g, keys in enumerate(groups) for k in keys}
     others = [k for k in ts.keys if first_cache is None or k != first_cache.key]
+    a = alpha.detach().float()
 
-    def one(a: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def params_at(a: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         coef = {k: a[gidx[k]] for k in ts.keys}
-        params = merge(ts.base, ts.taus, coef, others)
+        return coef, merge(ts.base, ts.taus, coef, others)
+
+    if first_cache is None:
+        x, dims = feats.float(), 0
+    else:
+        coef, params = params_at(a)
+        key = first_cache.key
+        sums = functional_call(ts.model, params, (first_cache.stack,), {"stage": "mask-sums", "mix": coef[key]})
+        x, dims = (sums.inside, sums.n, sums.n_top), (1, 0, 0)
+
+    def one(a: torch.Tensor, x) -> tuple[torch.Tensor, torch.Tensor]:
+        coef, params = params_at(a)
         if first_cache is None:
             s = functional_call(ts.model, params, (x[None].float(),), {"stage": "trunk"})[0]
-        else:  # x: this image's cache rows (T + 1, P, C)
-            flat = x.reshape(len(x), -1)
-            mixed = mix_rows(flat, coef[first_cache.key]).reshape(1, *x.shape[1:])
-            s = functional_call(ts.model, params, (mixed,), {"stage": "first"})[0]
+        else:  # x: this image's sums, (T + 1, C), (C,), (C,)
+            row = (x[0][:, None], x[1][None], x[2][None], sums.positions)
+            s = functional_call(ts.model, params, (row,), {"stage": "sums", "mix": coef[first_cache.key]})[0]
         return s, s
 
-    x, dim = (feats.float(), 0) if first_cache is None else (first_cache.stack, 1)
-    a = alpha.detach().float()
-    jac, s = vmap(jacrev(one, has_aux=True), in_dims=(None, dim), chunk_size=chunk_size)(a, x)
+    jac, s = vmap(jacrev(one, has_aux=True), in_dims=(None, dims), chunk_size=chunk_size)(a, x)
     return Linearized(s.detach(), jac.reshape(len(s), -1).detach(), a.clone())
 
 

@@ -58,6 +58,12 @@ def test_registry():
         create_recipe("nope")
 
 
+def _plain_mix(cache, a: torch.Tensor) -> torch.Tensor:
+    """The cache's mix as written: stack[0] + sum_t a_t stack[1 + t] (the reference the fit's streamed path is
+    checked against)."""
+    return cache.stack[0] + torch.tensordot(a, cache.stack[1:], dims=1)
+
+
 def test_fast_cache_is_exact(world):
     ts, feats, _ = world
     groups = default_groups(ts.keys, blockwise=True)
@@ -67,8 +73,41 @@ def test_fast_cache_is_exact(world):
     direct = functional_call(ts.model, ts.merged(coef), (feats[:20].float(),), {"stage": "trunk"})
     cache = FirstLinearCache(ts, feats[:20].float())
     rest = {k: v for k, v in ts.merged(coef).items() if k != cache.key}
-    via = functional_call(ts.model, rest, (cache.mix(coef[cache.key]),), {"stage": "first"})
+    via = functional_call(ts.model, rest, (_plain_mix(cache, coef[cache.key]),), {"stage": "first"})
     assert torch.allclose(direct, via, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3 << 20])  # one image per chunk; the default
+def test_mixed_rest_matches_autograd(world, monkeypatch, chunk_bytes):
+    """The fit's streamed tail (``stage="first", mix=...``) is the plain mix -> BN -> ReLU6 -> pool, in value and
+    in its gradient with respect to alpha (every group: the mix's and the BN's), to float rounding."""
+    import taskvec.backbones
+
+    monkeypatch.setattr(taskvec.backbones, "MASK_CHUNK_BYTES", chunk_bytes)
+    ts, feats, _ = world
+    groups = default_groups(ts.keys, blockwise=True)
+    cache = FirstLinearCache(ts, feats[:20].float())
+    torch.manual_seed(3)
+    y = torch.randn(20)
+    grads, values = [], []
+    for mixed in (False, True):
+        alpha = 0.3 * torch.randn(len(groups), ts.num_tasks, generator=torch.Generator().manual_seed(4))
+        alpha.requires_grad_(True)
+        coef = {k: alpha[g] for g, keys in enumerate(groups) for k in keys}
+        rest = {k: v for k, v in ts.merged(coef).items() if k != cache.key}
+        if mixed:
+            s = functional_call(ts.model, rest, (cache.stack,), {"stage": "first", "mix": coef[cache.key]})
+        else:
+            s = functional_call(ts.model, rest, (_plain_mix(cache, coef[cache.key]),), {"stage": "first"})
+        ((s - y) ** 2).sum().backward()
+        values.append(s.detach())
+        grads.append(alpha.grad.clone())
+    assert torch.allclose(values[0], values[1], atol=1e-5)
+    assert grads[0].abs().sum() > 0 and (grads[0] != 0).sum(1).all()  # every group has a gradient to compare
+    assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-6)
+    with torch.no_grad():  # scoring without a gradient skips the backward sums
+        s = functional_call(ts.model, rest, (cache.stack,), {"stage": "first", "mix": coef[cache.key]})
+    assert torch.allclose(s, values[1], atol=1e-6)
 
 
 def test_cache_stack_is_each_weights_own_product(world):
