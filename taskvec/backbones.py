@@ -278,7 +278,8 @@ class ScoringModel(nn.Module):
     """``head(tail(trunk(x)))``; ``forward(x, stage=...)`` enters at ``"pixels"``, ``"trunk"`` or ``"first"``
     (and the fast recipe's ``"sums"`` / ``"mask-sums"``).
 
-    Returns the expected normalised score in [0, 1] (B,). Only ``tail.*`` and ``head.*`` are trainable.
+    Returns the expected normalised score in [0, 1] (B,), except at ``"mask-sums"`` (the stack's
+    :class:`MaskSums`). Only ``tail.*`` and ``head.*`` are trainable.
     """
 
     def __init__(self, config: BackboneConfig, encoder, trunk: nn.Module, tail: nn.Module, dim: int):
@@ -313,6 +314,8 @@ class ScoringModel(nn.Module):
         stack of them, mixed as ``x[0] + sum_t mix[t] * x[1 + t]``: the fast recipe's cache). The fast recipe's
         first-order refits also use ``"mask-sums"`` (returns such a stack's :class:`MaskSums` at ``mix``, no
         scores) and ``"sums"`` (scores from those sums, ``x`` as a tuple: :meth:`LiteTail.rest_sums`)."""
+        if stage in ("sums", "mask-sums") and mix is None:
+            raise ValueError(f"stage {stage!r} needs the mix coefficients (mix=...)")
         if stage == "pixels":
             x = self.trunk(x)
             stage = "trunk"

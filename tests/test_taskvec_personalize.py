@@ -105,7 +105,7 @@ def test_mixed_rest_matches_autograd(world, monkeypatch, chunk_bytes):
     assert torch.allclose(values[0], values[1], atol=1e-5)
     assert grads[0].abs().sum() > 0 and (grads[0] != 0).sum(1).all()  # every group has a gradient to compare
     assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-6)
-    with torch.no_grad():  # scoring without a gradient skips the backward sums
+    with torch.no_grad():  # the same scores without autograd (the recipe's no-grad scoring)
         s = functional_call(ts.model, rest, (cache.stack,), {"stage": "first", "mix": coef[cache.key]})
     assert torch.allclose(s, values[1], atol=1e-6)
 
