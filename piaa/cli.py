@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from piaa.photos import PHOTO_EXTENSIONS
+from piaa.photos import PHOTO_EXTENSIONS, photo_files
 from piaa.schema import Profile, Scale, SchemaError
 
 PROFILE_FLAGS = ("age", "gender", "education", "art_experience", "photography_experience", "nationality")
@@ -34,14 +34,13 @@ class UsageError(RuntimeError):
 
 
 def collect_images(inputs: list[str]) -> list[str]:
-    """Files as given, and every file with a photo extension under each folder (sorted, recursive; hidden files and
-    folders, such as ``.thumbnails/``, left out)."""
+    """Files as given, and each folder's photos (:func:`piaa.photos.photo_files`: recursive, sorted, hidden files
+    and folders such as ``.thumbnails/`` left out)."""
     out = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in PHOTO_EXTENSIONS
-                          and not any(part.startswith(".") for part in f.relative_to(p).parts))  # fmt: skip
+            out += [str(f) for f in photo_files(p)]
         else:
             out.append(item)  # a missing or undecodable file gets its own error row
     return out

@@ -151,6 +151,14 @@ def bundled_photos() -> list[Photo]:
     return out
 
 
+def photo_files(folder: str | Path) -> list[Path]:
+    """Every file with a photo extension under ``folder`` (recursive, sorted by path text); hidden files and
+    folders, such as ``.thumbnails/``, left out: the one rule for which files in a folder are photos."""
+    folder = Path(folder)
+    return sorted((f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in PHOTO_EXTENSIONS
+                   and not any(part.startswith(".") for part in f.relative_to(folder).parts)), key=str)  # fmt: skip
+
+
 def folder_label(relative: Path) -> str | None:
     """The content label of a picture at ``relative`` path inside a folder: its first sub-folder's name (lower case,
     spaces as ``_``); None for a picture directly in the folder."""
@@ -164,7 +172,7 @@ def folder_photos(folder: str | Path) -> list[Photo]:
     if not folder.is_dir():
         raise FileNotFoundError(f"--photos {folder}: not a folder")
     out: list[Photo] = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS and p.is_file()):
+    for path in photo_files(folder):
         rel = path.relative_to(folder)
         content = folder_label(rel) or "photo"
         try:

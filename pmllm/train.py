@@ -150,7 +150,7 @@ def train(args: argparse.Namespace) -> Path:
         torch.manual_seed(args.seed)
         model = PMLLM(config, quantization=args.quantization)
         if config.gate_text:
-            calibrate_reader(model, [table.profile(u) for u in users], main=acc.is_local_main_process)
+            calibrate_reader(model, [table.profile(u) for u in users], main=main_process())
     images = all_images
     cache_dir = None if args.no_cache else feature_cache_dir(args.cache_dir)
     tokens = visual_tokens_for(model, table, images, cache_dir)

@@ -212,3 +212,17 @@ def test_the_real_pool_verifies_and_has_no_near_duplicates():
     pool = ph.pool_photos()
     assert len(pool) == len(ph.read_manifest())
     assert ph.near_duplicates({p.name: p.image for p in pool}) == []
+
+
+def test_folder_photos_read_the_same_files_as_the_cli(tmp_path):
+    """One rule for a folder's photos (piaa.photos.photo_files): pmllm.steer's --photos reader leaves hidden folders
+    such as .thumbnails/ out, as `piaa score DIR` does; labels come from the first sub-folder."""
+    from piaa.cli import collect_images
+
+    img = Image.new("RGB", (400, 360), (120, 80, 40))
+    for rel in ("plant/a.jpg", "b.png", ".thumbnails/plant/c.jpg", "plant/.d.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        img.save(tmp_path / rel)
+    got = ph.folder_photos(tmp_path)
+    assert [(p.name, p.content) for p in got] == [("b", "photo"), ("plant_a", "plant")]
+    assert [str(p) for p in ph.photo_files(tmp_path)] == collect_images([str(tmp_path)])
