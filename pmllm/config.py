@@ -36,7 +36,8 @@ class PMLLMConfig:
     text_polarity: list[float] = field(default_factory=lambda: [0.0, 1.0])  # "fields+text": LLM polarity centre, scale
     text_weight: float = 1.0  # "fields+text": multiplier of the taste code in the head's input
     # "fields+text": the taste code read off the photo through frozen knowledge (pmllm.grounding); {} = off, else
-    # {"weights": [subject, property], "centre"/"scale": [per concept, then the face reading]} (pmllm.train_personal)
+    # {"weights": [subject, property], "centre"/"scale": [per concept, then the face and entropy readings]}
+    # (pmllm.train_personal)
     grounding: dict[str, list[float]] = field(default_factory=dict)
     # the gates' profile code (pmllm.fusion.ProfileProjector): {} and False = the pooled LLM state alone; else the
     # structured fields encoded with this vocabulary (pmllm.fusion.encode_fields) [+ the free text's taste code]

@@ -258,5 +258,9 @@ CONCEPT_ATTRIBUTES: dict[str, tuple[str, float]] = {
 GROUNDING_CLASS_TEMPLATE = "a photo of a {}"
 GROUNDING_CONCEPT_TEMPLATE = "a photo of {}"
 GROUNDING_FACE_CONCEPT = "portraits of people"  # the subject concept that frontal faces (piaa.faces) are evidence of
+# ImageNet names no abstract picture, and the classes the sentence encoder matches to "abstract images" are look-alikes
+# (isopod, mortar, file). An abstract picture is one the classifier cannot name, so that concept also has a second
+# reading: the entropy of the classifier's probabilities over its classes, divided by its largest value (log classes)
+GROUNDING_UNNAMED_CONCEPT = "abstract images"
 GROUNDING_FACE_FLOOR = 1e-3  # added to the face share before the log: below the smallest face found (30 px of 640)
 GROUNDING_CLIP = 3.0  # standardised evidence is clipped to +-this many training-image standard deviations

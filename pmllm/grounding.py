@@ -14,21 +14,27 @@ pictures no rater has seen:
   ``log(face share + GROUNDING_FACE_FLOOR)`` from OpenCV's frontal-face cascade (:mod:`piaa.faces`); after
   standardisation its evidence is the larger of the two where a face was found (either frozen model seeing people
   is enough), ImageNet's alone where none was (not finding a face is no reading, so it cannot raise the floor).
+  ImageNet names no abstract picture either, so the abstract concept (``GROUNDING_UNNAMED_CONCEPT``) has a second
+  reading too: how little the classifier can name, the entropy of ``p`` over ``log(classes)``. Both readings are
+  weak, and they err on different pictures (look-alike classes; a blurred or unusual photo), so after
+  standardisation the concept's evidence is their mean.
 * property concepts (``CONCEPT_ATTRIBUTES``: bright, dark, contrast, colour, sharpness, grain, exposure): the measured
   photo statistics (:mod:`piaa.photostats`), signed.
 * other concepts (sunsets, symmetry, vintage look, ...): no evidence (0).
 
-Evidence is standardised with a centre/scale per concept (and one for the face reading) measured on the training
-images (stored in the checkpoint config) and clipped to ``+-GROUNDING_CLIP``. The shift on the normalised score is
+Evidence is standardised with a centre/scale per concept (and one each for the face and entropy readings) measured
+on the training images (stored in the checkpoint config) and clipped to ``+-GROUNDING_CLIP``. The shift on the
+normalised score is
 
     shift = w_subject * sum_{c subject} code_c z_c + w_property * sum_{c property} code_c z_c
 
 with the two weights fitted in closed form beside the personal head (``pmllm.train_personal``). The direction of
 every concept comes from frozen knowledge; only the two magnitudes are learned. An empty text (code 0) gives
-exactly no shift. An encoder without an ImageNet head has no subject evidence but the face reading; a photo
-without statistics (only its visual tokens given) no property evidence and no face reading. :func:`grounding_stats`
-measures the pixels' part (photo statistics and the face share) of files or PIL images; :func:`save_extras` /
-:func:`load_extras` keep a checkpoint's ``grounding.safetensors``. Library module, no entry point.
+exactly no shift. An encoder without an ImageNet head has no subject evidence (nor the entropy reading) but the face
+reading; a photo without statistics (only its visual tokens given) no property evidence and no face reading.
+:func:`grounding_stats` measures the pixels' part (photo statistics and the face share) of files or PIL images;
+:func:`save_extras` / :func:`load_extras` keep a checkpoint's ``grounding.safetensors``. Library module, no entry
+point.
 """
 
 from __future__ import annotations
@@ -78,21 +84,24 @@ def grounding_stats(images, errors: dict[int, str] | None = None, cache=None, pr
 
 def raw_evidence(class_logits: torch.Tensor | None, assign: torch.Tensor | None,
                  stats: np.ndarray | None, n: int) -> torch.Tensor:  # fmt: skip
-    """Unstandardised evidence ``(n, len(TASTE_CONCEPTS) + 1)``; NaN where a photo has no evidence of that kind.
+    """Unstandardised evidence ``(n, len(TASTE_CONCEPTS) + 2)``; NaN where a photo has no evidence of that kind.
 
-    ``class_logits (n, classes)`` with ``assign`` from :func:`class_assignment` give the subject columns;
+    ``class_logits (n, classes)`` with ``assign`` from :func:`class_assignment` give the subject columns and the
+    last column, the classifier's normalised entropy (the abstract concept's second reading);
     ``stats (n, len(ATTRIBUTES))`` (:func:`piaa.photostats.photo_stats` order; NaN rows for unreadable files) the
     property columns; a further column of face shares (:func:`grounding_stats`) the last column, the people
-    concept's second reading (folded into its column by :func:`standardise`).
+    concept's second reading (folded into its column by :func:`standardise`), the column before the last.
     """
     from piaa.photostats import ATTRIBUTES
 
     subject, prop = concept_masks()
-    out = torch.full((n, len(C.TASTE_CONCEPTS) + 1), float("nan"))
-    out[:, : len(C.TASTE_CONCEPTS)][:, ~(subject | prop)] = 0.0
+    k = len(C.TASTE_CONCEPTS)
+    out = torch.full((n, k + 2), float("nan"))
+    out[:, :k][:, ~(subject | prop)] = 0.0
     if class_logits is not None and assign is not None:
         p = torch.softmax(class_logits.float().cpu(), dim=-1)
-        out[:, : len(C.TASTE_CONCEPTS)][:, subject] = torch.log((p @ assign)[:, subject] + EPS)
+        out[:, :k][:, subject] = torch.log((p @ assign)[:, subject] + EPS)
+        out[:, k + 1] = -(p * torch.log(p.clamp_min(1e-30))).sum(-1) / float(np.log(p.shape[-1]))
     if stats is not None:
         st = torch.as_tensor(np.asarray(stats, dtype=np.float64), dtype=torch.float32)
         st = st.reshape(1, -1) if st.ndim == 1 else st
@@ -102,7 +111,7 @@ def raw_evidence(class_logits: torch.Tensor | None, assign: torch.Tensor | None,
             raise ValueError(f"stats: {st.shape[1]} columns, expected {len(ATTRIBUTES)} (photo_stats) or "
                              f"{len(ATTRIBUTES) + 1} (grounding_stats)")  # fmt: skip
         if st.shape[1] > len(ATTRIBUTES):
-            out[:, -1] = torch.log(st[:, -1] + C.GROUNDING_FACE_FLOOR)
+            out[:, k] = torch.log(st[:, -1] + C.GROUNDING_FACE_FLOOR)
         for j, concept in enumerate(C.TASTE_CONCEPTS):
             if concept in C.CONCEPT_ATTRIBUTES:
                 attr, sign = C.CONCEPT_ATTRIBUTES[concept]
@@ -124,24 +133,30 @@ def standardisation(raw: torch.Tensor) -> tuple[list[float], list[float]]:
 
 def standardise(raw: torch.Tensor, centre: Sequence[float], scale: Sequence[float]) -> torch.Tensor:
     """``(N, len(TASTE_CONCEPTS))``: ``(raw - centre) / scale`` clipped to ``+-GROUNDING_CLIP``, the face reading
-    folded into the people concept (the larger of its two readings); missing evidence (NaN) -> 0.
+    folded into the people concept (the larger of its two readings) and the entropy reading into the abstract
+    concept (the mean of its two readings); missing evidence (NaN) -> 0.
 
-    ``centre``/``scale`` of a checkpoint fitted before the face reading (one per concept) ignore raw's face column.
-    A photo where no face was found has no face reading (ImageNet's stands alone).
+    ``centre``/``scale`` of a checkpoint fitted before a second reading (one per concept, or one per concept and the
+    face reading) ignore raw's columns after them. A photo where no face was found has no face reading (ImageNet's
+    stands alone).
     """
     k = len(C.TASTE_CONCEPTS)
-    if len(centre) not in (k, k + 1) or len(scale) != len(centre):
+    if len(centre) not in (k, k + 1, k + 2) or len(scale) != len(centre):
         raise ValueError(f"grounding centre/scale: {len(centre)}/{len(scale)} entries, expected {k} (one per "
-                         f"concept) or {k + 1} (and the face reading)")  # fmt: skip
+                         f"concept), {k + 1} (and the face reading) or {k + 2} (and the entropy reading)")  # fmt: skip
     raw = raw[:, : len(centre)]
     z = (raw - torch.tensor(centre, dtype=torch.float32)) / torch.tensor(scale, dtype=torch.float32)
+    out = z[:, :k].clone()
     if z.shape[1] > k:
         j = C.TASTE_CONCEPTS.index(C.GROUNDING_FACE_CONCEPT)
         none = torch.log(torch.tensor(0.0) + C.GROUNDING_FACE_FLOOR)  # raw_evidence's value for a face share of 0
         face = torch.where(raw[:, k] > none, z[:, k], torch.tensor(float("nan")))
-        z = z[:, :k].clone()
-        z[:, j] = torch.fmax(z[:, j], face)  # fmax: a missing reading (NaN) leaves the other one
-    return torch.nan_to_num(z, nan=0.0).clamp(-C.GROUNDING_CLIP, C.GROUNDING_CLIP)
+        out[:, j] = torch.fmax(out[:, j], face)  # fmax: a missing reading (NaN) leaves the other one
+    if z.shape[1] > k + 1:
+        j = C.TASTE_CONCEPTS.index(C.GROUNDING_UNNAMED_CONCEPT)
+        pair = torch.stack([out[:, j], z[:, k + 1]], dim=1)
+        out[:, j] = torch.nanmean(pair, dim=1)  # a missing reading leaves the other one
+    return torch.nan_to_num(out, nan=0.0).clamp(-C.GROUNDING_CLIP, C.GROUNDING_CLIP)
 
 
 def grounded_terms(code: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,8 @@ def test_evidence_standardisation_missing_values_and_clipping():
     stats[2] = np.nan  # an unreadable file
     raw = raw_evidence(None, None, stats, n)
     subject, prop = concept_masks()
-    assert raw.shape == (n, len(C.TASTE_CONCEPTS) + 1) and torch.isnan(raw[:, -1]).all()  # no face column given
+    k = len(C.TASTE_CONCEPTS)
+    assert raw.shape == (n, k + 2) and torch.isnan(raw[:, k:]).all()  # no face column, no class logits given
     raw_c = raw[:, : len(C.TASTE_CONCEPTS)]
     assert torch.isnan(raw_c[:, subject]).all() and torch.isnan(raw_c[2, prop]).all()
     j = C.TASTE_CONCEPTS.index("dark photos")
@@ -93,6 +94,36 @@ def test_face_reading_is_folded_into_the_people_concept():
     assert torch.equal(z[[0, 1, 3, 4], people], old[[0, 1, 3, 4], people])  # so does finding no face (no floor)
     with pytest.raises(ValueError, match="columns"):
         raw_evidence(None, None, np.zeros((n, 3)), n)
+
+
+def test_entropy_reading_is_averaged_into_the_abstract_concept():
+    """A picture the classifier cannot name (flat probabilities) reads as more abstract than one it names
+    confidently, even where the classes matched to "abstract images" say the same of every picture; a checkpoint
+    fitted before the entropy reading (one centre per concept and the face reading) ignores it."""
+    k, j = len(C.TASTE_CONCEPTS), C.TASTE_CONCEPTS.index(C.GROUNDING_UNNAMED_CONCEPT)
+    n = 4
+    logits = torch.zeros(n, 10)  # photo 1: flat
+    logits[0, 3] = 9.0  # photo 0: one class, confidently
+    logits[2, 3] = 3.0  # photo 2: the same class, less sure
+    logits[3, 5] = 2.0  # photo 3: less sure still
+    assign = torch.zeros(10, k)
+    assign[:, C.TASTE_CONCEPTS.index("animals")] = 1.0  # no class is matched to abstract
+    raw = raw_evidence(logits, assign, None, n)
+    assert torch.allclose(raw[1, k + 1], torch.tensor(1.0)) and float(raw[0, k + 1]) < 0.05
+    assert torch.isnan(raw[:, k]).all()  # no face reading without pixel statistics
+    centre, scale = standardisation(raw)
+    z = standardise(raw, centre, scale)
+    before = standardise(raw, centre[: k + 1], scale[: k + 1])
+    assert float(before[:, j].abs().max()) == 0.0  # class evidence alone: every photo alike
+    assert float(z[1, j]) > float(z[3, j]) > float(z[2, j]) > float(z[0, j])  # the entropy reading orders them
+    zc = (raw[:, j] - centre[j]) / scale[j]
+    ze = (raw[:, k + 1] - centre[k + 1]) / scale[k + 1]
+    assert torch.allclose(z[:, j], ((zc + ze) / 2).clamp(-C.GROUNDING_CLIP, C.GROUNDING_CLIP))  # their mean
+    other = torch.ones(k + 2, dtype=torch.bool)
+    other[[j, k, k + 1]] = False
+    assert torch.equal(z[:, other[:k]], before[:, other[:k]])  # no other concept moves
+    with pytest.raises(ValueError, match="entropy reading"):
+        standardise(raw, centre + [0.0], scale + [1.0])
 
 
 def test_grounded_shift_follows_the_code_and_is_zero_without_text():
@@ -141,7 +172,7 @@ def test_train_personal_fits_grounded_weights(tiny_dirs, tiny_table, tmp_path):
                       "--alpha-grid", "1", "--text-weights", "1")  # fmt: skip
     cfg = json.loads((tmp_path / "out" / "pmllm_config.json").read_text())
     g = cfg["grounding"]
-    assert len(g["centre"]) == len(g["scale"]) == len(C.TASTE_CONCEPTS) + 1 and g["weights"][1] > 0  # + the faces
+    assert len(g["centre"]) == len(g["scale"]) == len(C.TASTE_CONCEPTS) + 2 and g["weights"][1] > 0  # + 2 readings
     assert cfg["meta"]["personal_head"]["grounding"] == "all"
     assert (tmp_path / "out" / "grounding.safetensors").is_file()
     model, plain = PMLLM.from_pretrained(tmp_path / "out"), PMLLM.from_pretrained(tmp_path / "base")
