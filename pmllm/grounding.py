@@ -86,11 +86,12 @@ def raw_evidence(class_logits: torch.Tensor | None, assign: torch.Tensor | None,
                  stats: np.ndarray | None, n: int) -> torch.Tensor:  # fmt: skip
     """Unstandardised evidence ``(n, len(TASTE_CONCEPTS) + 2)``; NaN where a photo has no evidence of that kind.
 
-    ``class_logits (n, classes)`` with ``assign`` from :func:`class_assignment` give the subject columns and the
-    last column, the classifier's normalised entropy (the abstract concept's second reading);
-    ``stats (n, len(ATTRIBUTES))`` (:func:`piaa.photostats.photo_stats` order; NaN rows for unreadable files) the
-    property columns; a further column of face shares (:func:`grounding_stats`) the last column, the people
-    concept's second reading (folded into its column by :func:`standardise`), the column before the last.
+    Columns: one per concept, then the face reading, then the entropy reading (the people and abstract concepts'
+    second readings, folded into their columns by :func:`standardise`). ``class_logits (n, classes)`` with
+    ``assign`` from :func:`class_assignment` give the subject columns and the classifier's entropy over
+    ``log(classes)`` (the last column); ``stats (n, len(ATTRIBUTES))`` (:func:`piaa.photostats.photo_stats` order;
+    NaN rows for unreadable files) the property columns, and with a further column of face shares
+    (:func:`grounding_stats`) the face reading.
     """
     from piaa.photostats import ATTRIBUTES
 
@@ -120,8 +121,8 @@ def raw_evidence(class_logits: torch.Tensor | None, assign: torch.Tensor | None,
 
 
 def standardisation(raw: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-concept (centre, scale) of training images' raw evidence: mean and sd over the finite values (0 and 1
-    for a concept without evidence)."""
+    """Per-column (centre, scale) of training images' raw evidence (each concept, then the two second readings):
+    mean and sd over the finite values (0 and 1 for a column without evidence)."""
     centre, scale = [], []
     for col in raw.T:
         v = col[torch.isfinite(col)].double()
@@ -134,7 +135,7 @@ def standardisation(raw: torch.Tensor) -> tuple[list[float], list[float]]:
 def standardise(raw: torch.Tensor, centre: Sequence[float], scale: Sequence[float]) -> torch.Tensor:
     """``(N, len(TASTE_CONCEPTS))``: ``(raw - centre) / scale`` clipped to ``+-GROUNDING_CLIP``, the face reading
     folded into the people concept (the larger of its two readings) and the entropy reading into the abstract
-    concept (the mean of its two readings); missing evidence (NaN) -> 0.
+    concept (the mean of its two readings, taken before the clip); missing evidence (NaN) -> 0.
 
     ``centre``/``scale`` of a checkpoint fitted before a second reading (one per concept, or one per concept and the
     face reading) ignore raw's columns after them. A photo where no face was found has no face reading (ImageNet's

@@ -124,6 +124,19 @@ def test_entropy_reading_is_averaged_into_the_abstract_concept():
     assert torch.equal(z[:, other[:k]], before[:, other[:k]])  # no other concept moves
     with pytest.raises(ValueError, match="entropy reading"):
         standardise(raw, centre + [0.0], scale + [1.0])
+    # where the class reading varies too, both count; a photo without an entropy reading keeps its class reading
+    assign[5] = 0.0
+    assign[5, j] = 1.0  # the class photo 3 leans to is matched to abstract
+    raw = raw_evidence(logits, assign, None, n)
+    raw[2, k + 1] = float("nan")
+    centre, scale = standardisation(raw)
+    z = standardise(raw, centre, scale)
+    zc = (raw[:, j] - centre[j]) / scale[j]
+    ze = (raw[:, k + 1] - centre[k + 1]) / scale[k + 1]
+    assert float(zc.std()) > 0.5 and float(zc[3]) > float(zc[1]) > float(zc[0])
+    both = [0, 1, 3]
+    assert torch.allclose(z[both, j], ((zc[both] + ze[both]) / 2).clamp(-C.GROUNDING_CLIP, C.GROUNDING_CLIP))
+    assert float(z[2, j]) == pytest.approx(float(zc[2].clamp(-C.GROUNDING_CLIP, C.GROUNDING_CLIP)))
 
 
 def test_grounded_shift_follows_the_code_and_is_zero_without_text():
